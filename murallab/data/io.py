@@ -1,0 +1,128 @@
+"""Loading and saving images and masks.
+
+Images come back as float32 ``(3, H, W)`` in [0, 1]; masks as float32 ``(1, H, W)`` with
+**1 = known, 0 = hole**. Files disagree about masks, so ``load_mask`` makes you name the convention of
+the file you read: ``hole_value=0`` (black = hole, white = valid: DLCV-2019 and murallab's own files) or
+``hole_value=255`` (white = hole: OpenCV, scikit-image, LaMa).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["IMAGE_SUFFIXES", "load_image", "load_mask", "save_image", "save_mask", "list_images"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _open(path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"cannot read {path} as an image (corrupt or not an image file): {e}") from e
+    return img
+
+
+def _to_float(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> float32 array in [0, 1]: (H, W) for single-band modes, (H, W, 3) otherwise."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit int) greyscale
+        a = np.asarray(img, dtype=np.float32)
+        return a / (65535.0 if a.max() > 255 or img.mode.startswith("I;16") else 255.0)
+    if img.mode == "F":
+        return np.clip(np.asarray(img, dtype=np.float32), 0, 1)
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels have no colour of their own: composite onto black (they carry no data).
+        rgba = img.convert("RGBA")
+        a = np.asarray(rgba, dtype=np.float32) / 255.0
+        return a[..., :3] * a[..., 3:]
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_image(path) -> torch.Tensor:
+    """Read an image file as ``(3, H, W)`` float32 in [0, 1].
+
+    RGB, RGBA (composited onto black), greyscale (repeated to 3 channels), 16-bit and palette images are
+    handled. A missing file raises ``FileNotFoundError``; a corrupt one ``ValueError``; both name the path.
+    """
+    a = _to_float(_open(path))
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
+
+
+def load_mask(path, *, hole_value: int, threshold: int = 127) -> torch.Tensor:
+    """Read a mask file as ``(1, H, W)`` float32 with 1 = known, 0 = hole.
+
+    Args:
+        hole_value: the file's convention, required: ``0`` if black marks holes (white = valid, as in the
+            DLCV-2019 data and masks murallab saves), ``255`` if white marks holes (OpenCV, scikit-image,
+            LaMa).
+        threshold: grey level (0-255 scale) separating black from white; JPEG masks are grey at their
+            edges and are binarised here. Colour masks are converted to luminance first.
+    """
+    if hole_value not in (0, 255):
+        raise ValueError(f"hole_value must be 0 (black = hole) or 255 (white = hole), got {hole_value!r}")
+    a = _to_float(_open(path))
+    if a.ndim == 3:
+        a = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    white = a * 255.0 > threshold
+    known = ~white if hole_value == 255 else white
+    return torch.from_numpy(known.astype(np.float32))[None]
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu().float()
+    if not torch.isfinite(t).all():
+        raise ValueError("cannot save an image with NaN or inf values")
+    return (t.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+
+
+def _save(img: Image.Image, path) -> None:
+    """Write atomically (temp file + rename) so an interrupted run never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
+    os.replace(tmp, path)
+
+
+def save_image(image: torch.Tensor, path) -> None:
+    """Write a ``(3, H, W)`` (or ``(1, H, W)``) image in [0, 1] as an 8-bit file (format from suffix)."""
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"save_image expects (3, H, W) or (1, H, W), got {tuple(image.shape)}")
+    a = _to_uint8(image).transpose(1, 2, 0)
+    _save(Image.fromarray(a[..., 0] if a.shape[2] == 1 else a), path)
+
+
+def save_mask(mask: torch.Tensor, path, *, hole_value: int = 0) -> None:
+    """Write a ``(1, H, W)`` mask (1 = known) as an 8-bit greyscale file, holes as ``hole_value``.
+
+    The default writes white = valid, black = hole: the DLCV-2019 convention, read back with
+    ``load_mask(path, hole_value=0)``. Use a lossless format (PNG): JPEG greys the edges.
+    """
+    if hole_value not in (0, 255):
+        raise ValueError(f"hole_value must be 0 or 255, got {hole_value!r}")
+    if mask.dim() != 3 or mask.shape[0] != 1:
+        raise ValueError(f"save_mask expects (1, H, W), got {tuple(mask.shape)}")
+    known = mask[0].detach().cpu() > 0.5
+    white = known if hole_value == 0 else ~known
+    _save(Image.fromarray(white.numpy().astype(np.uint8) * 255), path)
+
+
+def list_images(folder) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder at {folder}")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

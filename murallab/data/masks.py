@@ -1,0 +1,304 @@
+"""Damage masks made of random-walk brush strokes.
+
+Convention (library-wide): **1 = known pixel, 0 = hole**, float tensors of shape ``(1, H, W)`` or
+``(B, 1, H, W)``. OpenCV, scikit-image and LaMa use the opposite (1 = hole): convert with ``1 - mask``.
+
+How a random walk becomes damage
+--------------------------------
+Each stroke is a walk ``p_{k+1} = p_k + s_k (cos θ_k, sin θ_k)`` whose heading drifts,
+``θ_{k+1} = θ_k + N(0, σ²)``, and whose brush radius drifts too, ``r_{k+1} = r_k · exp(N(0, 0.15²))``.
+Three kinds of stroke imitate the damage seen on cave walls:
+
+==========  ==============  =========  ===========================================
+kind        radius (at 256)  heading σ  looks like
+==========  ==============  =========  ===========================================
+crack       1-2 px          0.25       thin, long, nearly straight fissures
+flake       3-7 px          0.9        flaking pigment: medium bands, jagged edges
+blotch      6-12 px         2.5        lingering walks: water stains, lost plaster
+==========  ==============  =========  ===========================================
+
+Every mask draws a target hole ratio ``ρ ~ U(lo, hi)`` and "walks until the damage covers ρ":
+the hole is the union of the brush stamps up to the first step at which the covered fraction reaches
+ρ. That makes the mask binary by construction and its hole ratio lands inside ``hole_ratio``.
+
+Vectorised rendering
+--------------------
+The per-step loop (stamp a disc, measure coverage, stop when it is enough) is how you would write it
+first; ``bench/masks.py`` measures it. Here the whole batch is rendered at once instead: every stamp
+writes its *step index* into an "arrival" map with a scatter-min, so each pixel learns the first step
+that damaged it. Coverage after step ``k`` is then a cumulative count of arrivals, and the hole is
+``arrival <= k*``, with ``k*`` the first step whose coverage reaches the target. The result is exactly
+the loop's, without a Python loop over steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["random_walk_mask", "random_walk_masks", "hole_ratio", "check_mask"]
+
+# kind: (probability, radius range at 256 px, heading sigma, steps range, step length / radius)
+_STROKES = {
+    "crack": (0.40, (1.0, 2.0), 0.25, (20, 60), 2.0),
+    "flake": (0.42, (3.0, 7.0), 0.90, (10, 30), 1.3),
+    "blotch": (0.18, (6.0, 12.0), 2.50, (8, 24), 0.9),
+}
+_KIND = {k: np.array(v) for k, v in zip(
+    ("p", "r_lo", "r_hi", "sigma", "n_lo", "n_hi", "step"),
+    zip(*[(p, r[0], r[1], s, n[0], n[1], c) for p, r, s, n, c in _STROKES.values()]))}
+_MAX_RADIUS = 24  # pixels, after scaling to the image size
+_CHUNK = 16  # masks rendered together
+_MIN_RANGE = 0.01  # narrowest hole_ratio range
+_MAX_TRIES = 50  # redraws of a mask before giving up
+_COARSE = 4  # brushes this wide or wider are drawn at half resolution
+_SAFETY = 1.25  # strokes drawn per mask: this many times the expected need
+
+
+def _as_rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _hw(height: int, width: int | None) -> tuple[int, int]:
+    width = height if width is None else width
+    if height < 8 or width < 8:
+        raise ValueError(f"mask size must be at least 8x8, got {height}x{width}")
+    return int(height), int(width)
+
+
+def _check_ratio(hole_ratio) -> tuple[float, float]:
+    lo, hi = map(float, hole_ratio)
+    if not (0.0 < lo < 1.0 and 0.0 < hi < 1.0 and hi - lo >= _MIN_RANGE - 1e-9):
+        raise ValueError(f"hole_ratio must be a range (lo, hi) with 0 < lo, hi < 1 and hi - lo >= {_MIN_RANGE} "
+                         f"(damage grows a whole brush stamp at a time), got {hole_ratio}")
+    return lo, hi
+
+
+def _segment_cumsum(v: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``v`` restarting at every segment of the given lengths."""
+    c = np.cumsum(v)
+    first = np.cumsum(lengths) - lengths
+    return c - np.repeat(c[first] - v[first], lengths)
+
+
+def _random_walk_steps(targets: np.ndarray, height: int, width: int, rng: np.random.Generator):
+    """Draw strokes for each mask and unroll them into brush stamps.
+
+    Args:
+        targets: ``(B,)`` hole pixels each mask must reach. Strokes are drawn until their nominal area
+            (length x width) reaches ``-ln(1 - ρ)·A`` times a safety factor: overlapping strokes cover a
+            fraction ``1 - exp(-nominal / A)`` of the image, like raindrops on a pavement.
+    Returns:
+        ``b, y, x, r, c``: one entry per stamp, grouped by mask (``b`` non-decreasing) and in walk order
+        inside each mask. ``y, x`` are pixel coordinates inside the image, ``r`` integer radii, ``c`` the
+        stroke's step length in radii.
+    """
+    area = height * width
+    scale = np.sqrt(area) / 256.0
+    budget = -np.log1p(-targets / area) * area * _SAFETY
+    # A pool of strokes, generously sized from the mean stroke area, truncated per mask below.
+    p, r_mid, n_mid, c = _KIND["p"], (_KIND["r_lo"] + _KIND["r_hi"]) / 2, (_KIND["n_lo"] + _KIND["n_hi"]) / 2, _KIND["step"]
+    mean_area = float(np.sum(p * n_mid * 2 * c * r_mid**2)) * scale**2 * max(scale, 1.0)
+    pool = np.ceil(2 * budget / mean_area).astype(np.int64) + 4
+    stroke_b = np.repeat(np.arange(len(targets)), pool)
+    kind = rng.choice(len(p), size=len(stroke_b), p=p)
+    radius0 = rng.uniform(_KIND["r_lo"][kind], _KIND["r_hi"][kind]) * scale
+    n_steps = rng.integers(_KIND["n_lo"][kind], _KIND["n_hi"][kind] + 1)
+    if scale > 1:  # longer walks on bigger images keep the shapes' proportions
+        n_steps = np.ceil(n_steps * scale).astype(np.int64)
+    nominal = n_steps * 2 * c[kind] * radius0**2
+    before = _segment_cumsum(nominal, pool) - nominal  # nominal area of the mask's earlier strokes
+    keep = before < np.repeat(budget, pool)
+    stroke_b, kind, radius0, n_steps = stroke_b[keep], kind[keep], radius0[keep], n_steps[keep]
+    S = len(stroke_b)
+
+    # Unroll into one row per stamp; per-stroke quantities are repeated along their steps.
+    sid = np.repeat(np.arange(S), n_steps)
+    theta = rng.uniform(0, 2 * np.pi, S)[sid] + _segment_cumsum(rng.normal(0.0, _KIND["sigma"][kind][sid]), n_steps)
+    drift = np.tanh(_segment_cumsum(rng.normal(0.0, 0.2, len(sid)), n_steps))  # bounded width drift
+    radius = np.clip(radius0[sid] * np.exp(0.35 * drift), 1.0, _MAX_RADIUS)
+    length = np.maximum(c[kind][sid] * radius, 1.0)
+    y = rng.uniform(0, height, S)[sid] + _segment_cumsum(length * np.sin(theta), n_steps)
+    x = rng.uniform(0, width, S)[sid] + _segment_cumsum(length * np.cos(theta), n_steps)
+    # Walls are mirrors: a walk that leaves the image comes back in.
+    y = _reflect(np.floor(y).astype(np.int64), height)
+    x = _reflect(np.floor(x).astype(np.int64), width)
+    return stroke_b[sid], y, x, np.rint(radius).astype(np.int64), c[kind][sid]
+
+
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+    i = np.mod(i, 2 * n)
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+_DISCS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def disc_offsets(r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel offsets ``(dy, dx)`` of the digital disc of radius ``r``: ``dy² + dx² <= r² + r``."""
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    inside = dy**2 + dx**2 <= r * r + r
+    return dy[inside], dx[inside]
+
+
+def _flat_disc(r: int, row: int) -> np.ndarray:
+    """Disc offsets flattened for an array whose rows are ``row`` pixels long (cached)."""
+    if (r, row) not in _DISCS:
+        dy, dx = disc_offsets(r)
+        _DISCS[r, row] = (dy * row + dx).astype(np.intp)
+    return _DISCS[r, row]
+
+
+def _draw(canvas: np.ndarray, centre: np.ndarray, r: np.ndarray, row: int) -> None:
+    """Set the discs of radii ``r`` at flat ``centre`` indices of ``canvas`` (rows ``row`` long) to True,
+    one broadcast ``centre + disc offsets`` per radius."""
+    for radius in np.unique(r):
+        sel = r == radius
+        canvas[(centre[sel, None] + _flat_disc(int(radius), row)).ravel()] = True
+
+
+def _render(b, y, x, r, keep, n: int, height: int, width: int) -> np.ndarray:
+    """Union of the kept stamps: ``(n, H, W)`` bool, True = hole.
+
+    Stamps land on canvases padded by the largest radius, so no bounds checks are needed. Brushes of
+    radius >= ``_COARSE`` are drawn at half resolution (a quarter of the writes) and upsampled: their
+    edges step by 2 px, which nobody can see on a blob that size.
+    """
+    R = _MAX_RADIUS
+    b, y, x, r = b[keep], y[keep], x[keep], r[keep]
+    hp, wp = height + 2 * R, width + 2 * R
+    fine = r < _COARSE
+    canvas = np.zeros((n, hp, wp), dtype=bool)
+    _draw(canvas.reshape(-1), (b * (hp * wp) + (y + R) * wp + (x + R))[fine], r[fine], wp)
+    hc, wc = (height + 1) // 2 + R, (width + 1) // 2 + R  # half-resolution canvas, padding R // 2 each side
+    coarse = np.zeros((n, hc, wc), dtype=bool)
+    c = ~fine
+    _draw(coarse.reshape(-1), b[c] * (hc * wc) + (y[c] // 2 + R // 2) * wc + (x[c] // 2 + R // 2),
+          (r[c] + 1) // 2, wc)
+    holes = canvas[:, R:R + height, R:R + width]
+    core = coarse[:, R // 2:, R // 2:]
+    for dy in (0, 1):  # nearest-neighbour upsampling, written straight into the strided views
+        for dx in (0, 1):
+            view = holes[:, dy::2, dx::2]
+            view |= core[:, :view.shape[1], :view.shape[2]]
+    return holes
+
+
+def _expected_coverage(b, r, c, area: int) -> np.ndarray:
+    """Expected hole pixels of each mask after each stamp (one value per stamp).
+
+    A stamp adds about ``2 r · step`` new pixels along its stroke; strokes fall at random, so the covered
+    area follows the Poisson law ``A (1 - exp(-added / A))``.
+    """
+    added = np.cumsum(2.0 * r * np.maximum(c * r, 1.0))
+    start = np.searchsorted(b, b)  # first stamp of each stamp's mask
+    before = np.where(start > 0, added[start - 1], 0.0)
+    return area * -np.expm1(-(added - before) / area)
+
+
+def random_walk_masks(n: int, height: int, width: int | None = None, *, hole_ratio=(0.1, 0.4),
+                      seed=None) -> torch.Tensor:
+    """A batch of random-walk damage masks.
+
+    Args:
+        n: number of masks.
+        height, width: mask size in pixels (``width`` defaults to ``height``).
+        hole_ratio: ``(lo, hi)`` range of the hole fraction, at least 0.01 wide.
+        seed: int, ``numpy.random.Generator`` or None (fresh entropy).
+    Returns:
+        ``(n, 1, H, W)`` float32 tensor, **1 = known, 0 = hole**; each mask's hole fraction is in
+        ``[lo, hi]``.
+    """
+    height, width = _hw(height, width)
+    lo, hi = _check_ratio(hole_ratio)
+    rng = _as_rng(seed)
+    known = np.empty((n, 1, height, width), dtype=np.float32)
+    for i in range(0, n, _CHUNK):  # small batches keep the canvas in cache: about 2x faster than one big one
+        known[i:i + _CHUNK, 0] = ~_holes(min(_CHUNK, n - i), height, width, lo, hi, rng)
+    return torch.from_numpy(known)
+
+
+def _holes(n: int, height: int, width: int, lo: float, hi: float, rng) -> np.ndarray:
+    """``(n, H, W)`` bool hole maps with hole fractions in ``[lo, hi]``."""
+    area = height * width
+    need = (np.ceil(lo * area), np.floor(hi * area))
+    targets = np.ceil(rng.uniform(lo, hi, n) * area)
+    holes = np.zeros((n, height, width), dtype=bool)
+    todo = np.arange(n)
+    for _ in range(_MAX_TRIES):  # masks that miss the range (a few percent) are drawn again
+        if not len(todo):
+            return holes
+        b, y, x, r, c = _random_walk_steps(targets[todo], height, width, rng)
+        m = np.arange(len(todo))
+        first, last = np.searchsorted(b, m), np.searchsorted(b, m, side="right") - 1
+        # Stop each walk where its expected coverage reaches the target...
+        expected = _expected_coverage(b, r, c, area)
+        stop = np.minimum(np.searchsorted(b * (2.0 * area) + expected, m * (2.0 * area) + targets[todo]), last)
+        lo_k, hi_k = first - 1, last + 1  # bisection bounds on the stopping stamp
+        active, failed = m, []
+        while len(active):
+            # ...render the masks still open, and where the real coverage misses the range, bisect.
+            sel = np.isin(b, active)
+            local = np.searchsorted(active, b[sel])
+            h = _render(local, y[sel], x[sel], r[sel], np.flatnonzero(sel) <= stop[b[sel]], len(active),
+                        height, width)
+            count = np.count_nonzero(h.reshape(len(active), -1), axis=1)
+            low, high = count < need[0], count > need[1]
+            ok = ~(low | high)
+            holes[todo[active[ok]]] = h[ok]
+            lo_k[active[low]], hi_k[active[high]] = stop[active[low]], stop[active[high]]
+            stuck = ~ok & (hi_k[active] - lo_k[active] <= 1)
+            failed += list(active[stuck])
+            active = active[~ok & ~stuck]
+            stop[active] = (lo_k[active] + hi_k[active]) // 2
+        todo = todo[np.array(failed, dtype=np.int64)]
+    raise RuntimeError(f"could not draw a {height}x{width} mask with hole ratio in [{lo}, {hi}] in {_MAX_TRIES} "
+                       f"tries; widen hole_ratio")
+
+
+def random_walk_mask(height: int, width: int | None = None, *, hole_ratio=(0.1, 0.4),
+                     seed=None) -> torch.Tensor:
+    """One random-walk damage mask, ``(1, H, W)`` float32, 1 = known, 0 = hole.
+
+    See :func:`random_walk_masks` for the arguments; this is its ``n = 1`` case.
+    """
+    return random_walk_masks(1, height, width, hole_ratio=hole_ratio, seed=seed)[0]
+
+
+def hole_ratio(mask: torch.Tensor) -> torch.Tensor:
+    """Fraction of hole pixels (``mask == 0``) per mask: ``(..., 1, H, W) -> (...)``."""
+    return 1.0 - mask.float().mean(dim=(-3, -2, -1))
+
+
+def check_mask(mask: torch.Tensor, image: torch.Tensor | None = None, *, max_hole_ratio: float = 0.6,
+               name: str = "mask") -> torch.Tensor:
+    """Validate a mask against the library convention and return it unchanged.
+
+    Expects a float or bool tensor ``(1, H, W)`` or ``(B, 1, H, W)`` with values in {0, 1}, where
+    **1 = known and 0 = hole**, whose spatial size matches ``image`` when given.
+
+    A mask whose hole fraction exceeds ``max_hole_ratio`` most likely uses the opposite convention
+    (1 = hole, as OpenCV, scikit-image and LaMa do) and is rejected; pass ``max_hole_ratio=1.0`` when the
+    damage really is that extensive.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dim() not in (3, 4) or mask.shape[-3] != 1:
+        raise ValueError(f"{name} must have shape (1, H, W) or (B, 1, H, W), got {tuple(mask.shape)}")
+    if image is not None and tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
+        raise ValueError(f"{name} is {tuple(mask.shape[-2:])} (H, W) but the image is "
+                         f"{tuple(image.shape[-2:])}: a mask must have exactly its image's size")
+    values = torch.unique(mask)
+    if not bool(((values == 0) | (values == 1)).all()):
+        raise ValueError(f"{name} must be binary (1 = known, 0 = hole), found values such as "
+                         f"{values[:6].tolist()}; threshold it first (load_mask does)")
+    ratio = float(hole_ratio(mask).max())
+    if ratio > max_hole_ratio:
+        raise ValueError(
+            f"{name} marks {ratio:.0%} of pixels as holes. murallab masks use 1 = known, 0 = hole; a mask "
+            f"saved with 1 (white) = hole, as OpenCV, scikit-image and LaMa do, must be inverted "
+            f"(1 - mask, or load_mask(..., hole_value=255)). If the damage really is this large, "
+            f"pass max_hole_ratio=1.0.")
+    return mask
