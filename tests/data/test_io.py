@@ -1,0 +1,300 @@
+"""murallab.data.io: loading and saving images and masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from murallab.data import list_images, load_image, load_mask, save_image, save_mask
+
+
+def _write(arr: np.ndarray, path, **kw):
+    Image.fromarray(arr).save(path, **kw)
+    return path
+
+
+# --- load_image / save_image -------------------------------------------------------------------------
+
+def test_png_round_trip_equals_uint8_quantisation(tmp_path):
+    """save_image + load_image of a PNG gives round(x * 255) / 255, computed here with numpy."""
+    x = torch.rand(3, 20, 28, generator=torch.Generator().manual_seed(0))
+    save_image(x, tmp_path / "x.png")
+    y = load_image(tmp_path / "x.png")
+    expected = np.round(x.numpy().astype(np.float64) * 255) / 255
+    assert y.shape == (3, 20, 28) and y.dtype == torch.float32
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-6)
+
+
+def test_saved_png_bytes_are_the_rounded_values(tmp_path):
+    """The file itself holds the rounded uint8 values in (H, W, C) order, read back with PIL."""
+    x = torch.zeros(3, 2, 3)
+    x[0, 0, 0], x[1, 1, 2], x[2, 0, 1] = 1.0, 0.5, 0.2  # 127.5 -> 128, 51.0 -> 51
+    save_image(x, tmp_path / "x.png")
+    a = np.asarray(Image.open(tmp_path / "x.png"))
+    assert a.shape == (2, 3, 3)
+    assert a[0, 0, 0] == 255 and a[1, 2, 1] == 128 and a[0, 1, 2] == 51
+    assert a.sum() == 255 + 128 + 51
+
+
+def test_save_image_clamps_out_of_range(tmp_path):
+    """Values outside [0, 1] are clamped, not wrapped around (-0.5 -> 0, 1.7 -> 255)."""
+    x = torch.tensor([-0.5, 1.7, 0.25]).view(3, 1, 1).expand(3, 2, 2).contiguous()
+    save_image(x, tmp_path / "x.png")
+    a = np.asarray(Image.open(tmp_path / "x.png"))
+    assert a[0, 0].tolist() == [0, 255, 64]
+
+
+def test_rgba_is_composited_onto_black(tmp_path):
+    """A pixel (200, 100, 50) with alpha 128 loads as colour * 128/255; a transparent pixel as black."""
+    a = np.zeros((2, 2, 4), np.uint8)
+    a[0, 0] = (200, 100, 50, 128)
+    a[0, 1] = (255, 255, 255, 255)
+    a[1, 0] = (255, 255, 255, 0)
+    img = load_image(_write(a, tmp_path / "rgba.png"))
+    assert img.shape == (3, 2, 2)
+    np.testing.assert_allclose(img[:, 0, 0].numpy(), np.array([200, 100, 50]) / 255 * (128 / 255), atol=1e-6)
+    np.testing.assert_allclose(img[:, 0, 1].numpy(), [1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(img[:, 1, 0].numpy(), [0, 0, 0], atol=1e-6)
+
+
+def test_greyscale_is_repeated_to_three_channels(tmp_path):
+    """An 'L' image loads as (3, H, W) with all three channels equal to grey / 255."""
+    g = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    img = load_image(_write(g, tmp_path / "grey.png"))
+    assert img.shape == (3, 3, 4)
+    for c in range(3):
+        np.testing.assert_allclose(img[c].numpy(), g / 255, atol=1e-6)
+
+
+def test_16_bit_png_uses_the_full_16_bit_range(tmp_path):
+    """A 16-bit 'I;16' PNG: 65535 -> 1.0, 32768 -> ~0.5, 0 -> 0, 200 -> 200 / 65535 (not 200 / 255)."""
+    a = np.array([[0, 32768, 65535, 200]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(a).save(path)
+    assert Image.open(path).mode.startswith("I")
+    img = load_image(path)
+    assert img.shape == (3, 1, 4)
+    np.testing.assert_allclose(img[0, 0].numpy(), [0.0, 32768 / 65535, 1.0, 200 / 65535], atol=1e-6)
+    assert torch.equal(img[0], img[2])
+
+
+def test_palette_image_loads_its_palette_colours(tmp_path):
+    """A 'P' image loads as the RGB colours its palette assigns to each index."""
+    idx = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    p = Image.fromarray(idx, mode="P")
+    palette = [255, 0, 0, 0, 128, 0, 10, 20, 30] + [0] * (256 * 3 - 9)
+    p.putpalette(palette)
+    p.save(tmp_path / "pal.png")
+    assert Image.open(tmp_path / "pal.png").mode == "P"
+    img = load_image(tmp_path / "pal.png")
+    colours = np.array(palette[:9]).reshape(3, 3) / 255
+    expected = colours[idx].transpose(2, 0, 1)
+    np.testing.assert_allclose(img.numpy(), expected, atol=1e-6)
+
+
+def test_jpeg_loads_like_pil(tmp_path):
+    """A JPEG loads as PIL's decoded RGB array / 255 (same decoder, independent conversion)."""
+    rng = np.random.default_rng(0)
+    path = _write(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8), tmp_path / "x.jpg", quality=80)
+    ref = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+    np.testing.assert_allclose(load_image(path).numpy(), ref.transpose(2, 0, 1), atol=1e-6)
+
+
+def test_missing_file_raises_file_not_found_with_path(tmp_path):
+    """A missing file raises FileNotFoundError whose message contains the path."""
+    path = tmp_path / "nope" / "missing.png"
+    with pytest.raises(FileNotFoundError, match="missing.png") as e:
+        load_image(path)
+    assert str(path) in str(e.value)
+    with pytest.raises(FileNotFoundError):
+        load_mask(path, hole_value=0)
+
+
+def test_corrupt_file_raises_value_error_with_path(tmp_path):
+    """Random bytes named .png raise ValueError naming the path, for images and masks."""
+    path = tmp_path / "broken.png"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError) as e:
+        load_image(path)
+    assert str(path) in str(e.value)
+    with pytest.raises(ValueError, match="broken.png"):
+        load_mask(path, hole_value=0)
+
+
+def test_truncated_png_raises_value_error(tmp_path):
+    """A PNG cut in half (valid header, missing data) raises ValueError naming the path."""
+    good = _write(np.full((32, 32, 3), 7, np.uint8), tmp_path / "good.png")
+    bad = tmp_path / "half.png"
+    bad.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="half.png"):
+        load_image(bad)
+
+
+def test_save_image_rejects_nan_and_inf(tmp_path):
+    """NaN or inf pixels raise ValueError and write no file."""
+    for bad in (float("nan"), float("inf")):
+        x = torch.rand(3, 4, 4)
+        x[1, 2, 3] = bad
+        with pytest.raises(ValueError, match="NaN or inf"):
+            save_image(x, tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_image_rejects_wrong_shape(tmp_path):
+    """A (H, W) or (4, H, W) tensor is refused with its shape in the message."""
+    with pytest.raises(ValueError, match=r"\(4, 5\)"):
+        save_image(torch.rand(4, 5), tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"\(4, 5, 5\)"):
+        save_image(torch.rand(4, 5, 5), tmp_path / "b.png")
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+    """After several saves (one overwriting) the folder holds exactly the saved files, no temp files."""
+    out = tmp_path / "out"
+    save_image(torch.rand(3, 8, 8), out / "a.png")
+    save_image(torch.rand(3, 8, 8), out / "a.png")
+    save_image(torch.rand(1, 8, 8), out / "b.jpg")
+    save_mask(torch.ones(1, 8, 8), out / "m.png")
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "m.png"]
+    assert Image.open(out / "b.jpg").format == "JPEG" and Image.open(out / "a.png").format == "PNG"
+
+
+def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    """A save that dies half-way (PNG writer raising after writing bytes) leaves the old file intact and
+    no temp file behind: the write goes to a temp file that only replaces the target when complete."""
+    path = tmp_path / "a.png"
+    save_image(torch.zeros(3, 6, 6), path)
+    before = path.read_bytes()
+
+    def broken_png_writer(im, fp, filename):
+        fp.write(b"\x89PNG half written")
+        raise OSError("disk full")
+
+    monkeypatch.setitem(Image.SAVE, "PNG", broken_png_writer)
+    with pytest.raises(OSError, match="disk full"):
+        save_image(torch.ones(3, 6, 6), path)
+    assert path.read_bytes() == before
+    assert [q.name for q in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_single_channel_image_round_trip(tmp_path):
+    """A (1, H, W) image is saved as greyscale and loads as three equal channels of round(x * 255) / 255."""
+    x = torch.rand(1, 5, 7, generator=torch.Generator().manual_seed(1))
+    save_image(x, tmp_path / "g.png")
+    assert Image.open(tmp_path / "g.png").mode == "L"
+    y = load_image(tmp_path / "g.png")
+    expected = np.round(x.numpy().astype(np.float64) * 255) / 255
+    for c in range(3):
+        np.testing.assert_allclose(y[c:c + 1].numpy(), expected, atol=1e-6)
+
+
+def test_overwrite_replaces_content(tmp_path):
+    """Saving twice to one path leaves the second image in the file."""
+    save_image(torch.zeros(3, 4, 4), tmp_path / "a.png")
+    save_image(torch.ones(3, 4, 4), tmp_path / "a.png")
+    assert np.asarray(Image.open(tmp_path / "a.png")).min() == 255
+
+
+# --- load_mask / save_mask ---------------------------------------------------------------------------
+
+def _grey_jpeg_mask(tmp_path):
+    """A JPEG of a white disc on black: JPEG greys its edge."""
+    yy, xx = np.mgrid[:40, :40]
+    white = ((yy - 20) ** 2 + (xx - 20) ** 2 < 12 ** 2)
+    path = _write(white.astype(np.uint8) * 255, tmp_path / "m.jpg", quality=60)
+    return path, white
+
+
+def test_load_mask_binarises_a_grey_jpeg(tmp_path):
+    """A JPEG mask with grey edges loads as exactly {0, 1}, shape (1, H, W), float32."""
+    path, white = _grey_jpeg_mask(tmp_path)
+    raw = np.asarray(Image.open(path))
+    assert len(np.unique(raw)) > 2  # the file really is grey at the edges
+    m = load_mask(path, hole_value=0)
+    assert m.shape == (1, 40, 40) and m.dtype == torch.float32
+    assert set(torch.unique(m).tolist()) <= {0.0, 1.0}
+    # hole_value=0: white = known; the binarised result is the file thresholded at 127
+    assert np.array_equal(m[0].numpy() == 1, raw > 127)
+    assert (m[0].numpy() == 1)[white].mean() > 0.98 and (m[0].numpy() == 0)[~white].mean() > 0.98
+
+
+def test_threshold_semantics_127_vs_128(tmp_path):
+    """With threshold=127 a pixel of 127 counts as black and 128 as white (strictly greater)."""
+    a = np.array([[0, 127, 128, 255]], dtype=np.uint8)
+    path = _write(a, tmp_path / "t.png")
+    assert load_mask(path, hole_value=0, threshold=127)[0, 0].tolist() == [0, 0, 1, 1]
+    assert load_mask(path, hole_value=255, threshold=127)[0, 0].tolist() == [1, 1, 0, 0]
+    assert load_mask(path, hole_value=0, threshold=127.5)[0, 0].tolist() == [0, 0, 1, 1]
+    assert load_mask(path, hole_value=0, threshold=200)[0, 0].tolist() == [0, 0, 0, 1]
+    assert load_mask(path, hole_value=0, threshold=0)[0, 0].tolist() == [0, 1, 1, 1]
+
+
+def test_hole_value_conventions_are_complementary(tmp_path):
+    """hole_value=0 and hole_value=255 on the same file give masks that sum to 1 everywhere."""
+    path, _ = _grey_jpeg_mask(tmp_path)
+    black_holes = load_mask(path, hole_value=0)
+    white_holes = load_mask(path, hole_value=255)
+    assert torch.equal(black_holes + white_holes, torch.ones_like(black_holes))
+
+
+def test_colour_mask_uses_luminance(tmp_path):
+    """An RGB mask is thresholded on luminance: pure green (0.587*255=150) is white, pure blue (29) black."""
+    a = np.zeros((1, 3, 3), np.uint8)
+    a[0, 0] = (0, 255, 0)
+    a[0, 1] = (0, 0, 255)
+    a[0, 2] = (255, 255, 255)
+    m = load_mask(_write(a, tmp_path / "c.png"), hole_value=0)
+    assert m[0, 0].tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize("bad", [1, 128, -1, None, "0"])
+def test_invalid_hole_value_raises(tmp_path, bad):
+    """hole_value must be 0 or 255, for loading and saving."""
+    path = _write(np.zeros((4, 4), np.uint8), tmp_path / "m.png")
+    with pytest.raises(ValueError, match="hole_value"):
+        load_mask(path, hole_value=bad)
+    with pytest.raises(ValueError, match="hole_value"):
+        save_mask(torch.ones(1, 4, 4), tmp_path / "o.png", hole_value=bad)
+
+
+def test_hole_value_is_required():
+    """load_mask has no default convention: calling it without hole_value is a TypeError."""
+    with pytest.raises(TypeError):
+        load_mask("whatever.png")
+
+
+@pytest.mark.parametrize("hole_value", [0, 255])
+def test_save_mask_load_mask_round_trip(tmp_path, hole_value):
+    """save_mask then load_mask with the same convention returns the original binary mask."""
+    m = (torch.rand(1, 24, 32, generator=torch.Generator().manual_seed(hole_value)) > 0.3).float()
+    save_mask(m, tmp_path / "m.png", hole_value=hole_value)
+    assert torch.equal(load_mask(tmp_path / "m.png", hole_value=hole_value), m)
+
+
+@pytest.mark.parametrize("hole_value", [0, 255])
+def test_save_mask_file_colours(tmp_path, hole_value):
+    """The file holds 255/0 greys with holes written as hole_value (checked with PIL)."""
+    m = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    save_mask(m, tmp_path / "m.png", hole_value=hole_value)
+    a = np.asarray(Image.open(tmp_path / "m.png"))
+    assert Image.open(tmp_path / "m.png").mode == "L"
+    holes = np.array([[False, True], [True, False]])
+    assert (a[holes] == hole_value).all() and (a[~holes] == 255 - hole_value).all()
+
+
+def test_save_mask_rejects_wrong_shape(tmp_path):
+    """save_mask expects (1, H, W)."""
+    with pytest.raises(ValueError, match="1, H, W"):
+        save_mask(torch.ones(3, 4, 4), tmp_path / "m.png")
+
+
+def test_list_images_sorted_and_filtered(tmp_path):
+    """list_images returns only image files (any case suffix), sorted by name; a missing folder raises."""
+    for name in ("b.PNG", "a.jpg", "c.txt", "d.tif"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "d.tif"]
+    with pytest.raises(FileNotFoundError):
+        list_images(tmp_path / "missing")
