@@ -26,7 +26,7 @@ tutorial: setup
 	  name=$$(basename $$nb .ipynb); \
 	  echo "== $$name"; \
 	  $(BIN)/papermill $$nb $(TUTORIAL)/$$name.ipynb -k $(KERNEL) --cwd notebooks \
-	    -p output_dir $(abspath $(TUTORIAL))/$$name; \
+	    --execution-timeout 600 -p output_dir $(abspath $(TUTORIAL))/$$name; \
 	  $(BIN)/jupyter nbconvert --log-level WARN --to html $(TUTORIAL)/$$name.ipynb --output-dir $(TUTORIAL); \
 	done
 	@echo "Executed notebooks, their HTML and outputs are in $(abspath $(TUTORIAL))/"

@@ -53,7 +53,7 @@ def mask_explorer(image: torch.Tensor | None = None, *, size: int = 256, n: int 
     """Interactive random-walk mask explorer: sliders for the hole-ratio range and the seed.
 
     Draws the masks once with the given defaults (so headless runs get the figure) and returns the
-    ipywidgets UI, or ``None`` when ipywidgets is unavailable.
+    ipywidgets UI, sliders above an area where moving them redraws; ``None`` without ipywidgets.
     """
     from murallab.data import hole_ratio, random_walk_masks
 
@@ -67,12 +67,23 @@ def mask_explorer(image: torch.Tensor | None = None, *, size: int = 256, n: int 
         plt.show()
         return fig
 
-    draw()
+    draw()  # the default figure, drawn straight into the cell: headless runs get it too
     try:
         import ipywidgets as w
     except ImportError:
         return None
-    return w.interactive(draw, {"manual": False},
-                         hole_lo=w.FloatSlider(value=hole_lo, min=0.01, max=0.9, step=0.01, description="hole min"),
-                         hole_hi=w.FloatSlider(value=hole_hi, min=0.02, max=0.95, step=0.01, description="hole max"),
-                         seed=w.IntSlider(value=seed, min=0, max=100, description="seed"))
+    sliders = {"hole_lo": w.FloatSlider(value=hole_lo, min=0.01, max=0.9, step=0.01, description="hole min"),
+               "hole_hi": w.FloatSlider(value=hole_hi, min=0.02, max=0.95, step=0.01, description="hole max"),
+               "seed": w.IntSlider(value=seed, min=0, max=100, description="seed")}
+    out = w.Output()
+
+    def redraw(_change):
+        with out:
+            out.clear_output(wait=True)
+            draw(**{k: v.value for k, v in sliders.items()})
+
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    # Nothing is drawn into the Output until a slider moves: executing an Output widget's first draw
+    # headless makes nbclient (papermill, nbval) wait forever now and then (jupyter/nbclient#312).
+    return w.VBox([w.HBox(list(sliders.values())), out])

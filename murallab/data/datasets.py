@@ -228,12 +228,14 @@ class _PairedDunhuang(Dataset):
                 raise ValueError(f"{pair.name}: {what} is {tuple(t.shape[-2:])} but the masked image "
                                  f"{pair.masked} is {tuple(masked.shape[-2:])}; they must be the same size")
         check_mask(mask, max_hole_ratio=self.max_hole_ratio, name=f"mask {pair.mask}")
-        g = _torch_generator(np.random.default_rng([self.seed, self.epoch, idx]))
-        if pair.gt is None:  # no ground truth: the masked file is the only image we have
-            out = _sample(masked, mask, self.augment, g)
+        # The masked file is the real network input; one augmentation draw moves all three tensors.
+        if self.augment is not None:
+            params = self.augment.sample_params(_torch_generator(np.random.default_rng([self.seed, self.epoch, idx])))
+            image, _ = self.augment.apply(image, mask, params)
+            masked, mask = self.augment.apply(masked, mask, params)
+        out = {"image": image, "mask": mask, "masked": masked * mask}
+        if pair.gt is None:  # no ground truth to give
             del out["image"]
-        else:
-            out = _sample(image, mask, self.augment, g)
         out["name"] = pair.name
         return out
 

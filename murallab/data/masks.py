@@ -151,34 +151,51 @@ def _flat_disc(r: int, row: int) -> np.ndarray:
     return _DISCS[r, row]
 
 
-def _draw(canvas: np.ndarray, centre: np.ndarray, r: np.ndarray, row: int) -> None:
-    """Set the discs of radii ``r`` at flat ``centre`` indices of ``canvas`` (rows ``row`` long) to True,
-    one broadcast ``centre + disc offsets`` per radius."""
-    for radius in np.unique(r):
-        sel = r == radius
-        canvas[(centre[sel, None] + _flat_disc(int(radius), row)).ravel()] = True
+def _coarse_disc(key: int, row: int) -> np.ndarray:
+    """Half-resolution disc for ``key = 4 r + 2 py + px``, flattened for rows ``row`` long (cached).
+
+    A stamp at full-resolution ``(2i + py, 2j + px)`` fills the 2x2 block ``(i + di, j + dj)`` when the
+    block's centre, at ``(2(i + di) + 0.5, 2(j + dj) + 0.5)``, lies within ``r + 0.5`` of the stamp: the
+    drawn disc then stays within about one pixel of the full-resolution one.
+    """
+    if (key, row) not in _DISCS:
+        r, py, px = key // 4, (key // 2) % 2, key % 2
+        k = r // 2 + 2
+        di, dj = np.mgrid[-k:k + 1, -k:k + 1]
+        inside = (2 * di + 0.5 - py) ** 2 + (2 * dj + 0.5 - px) ** 2 <= (r + 0.5) ** 2
+        _DISCS[key, row] = (di[inside] * row + dj[inside]).astype(np.intp)
+    return _DISCS[key, row]
+
+
+def _draw(canvas: np.ndarray, centre: np.ndarray, key: np.ndarray, offsets) -> None:
+    """Set ``canvas[centre + offsets(key)]`` to True: one broadcast per distinct brush ``key``."""
+    for k in np.unique(key):
+        sel = key == k
+        canvas[(centre[sel, None] + offsets(int(k))).ravel()] = True
 
 
 def _render(b, y, x, r, keep, n: int, height: int, width: int) -> np.ndarray:
     """Union of the kept stamps: ``(n, H, W)`` bool, True = hole.
 
     Stamps land on canvases padded by the largest radius, so no bounds checks are needed. Brushes of
-    radius >= ``_COARSE`` are drawn at half resolution (a quarter of the writes) and upsampled: their
-    edges step by 2 px, which nobody can see on a blob that size.
+    radius >= ``_COARSE`` are drawn on a half-resolution canvas in 2x2 blocks (a quarter of the writes):
+    their edges step by 2 px, which nobody can see on a blob that size.
     """
     R = _MAX_RADIUS
     b, y, x, r = b[keep], y[keep], x[keep], r[keep]
     hp, wp = height + 2 * R, width + 2 * R
     fine = r < _COARSE
     canvas = np.zeros((n, hp, wp), dtype=bool)
-    _draw(canvas.reshape(-1), (b * (hp * wp) + (y + R) * wp + (x + R))[fine], r[fine], wp)
-    hc, wc = (height + 1) // 2 + R, (width + 1) // 2 + R  # half-resolution canvas, padding R // 2 each side
+    _draw(canvas.reshape(-1), (b * (hp * wp) + (y + R) * wp + (x + R))[fine], r[fine],
+          lambda k: _flat_disc(k, wp))
+    P = R // 2 + 2  # half-resolution padding
+    hc, wc = (height + 1) // 2 + 2 * P, (width + 1) // 2 + 2 * P
     coarse = np.zeros((n, hc, wc), dtype=bool)
     c = ~fine
-    _draw(coarse.reshape(-1), b[c] * (hc * wc) + (y[c] // 2 + R // 2) * wc + (x[c] // 2 + R // 2),
-          (r[c] + 1) // 2, wc)
+    _draw(coarse.reshape(-1), b[c] * (hc * wc) + (y[c] // 2 + P) * wc + (x[c] // 2 + P),
+          4 * r[c] + 2 * (y[c] % 2) + x[c] % 2, lambda k: _coarse_disc(k, wc))
     holes = canvas[:, R:R + height, R:R + width]
-    core = coarse[:, R // 2:, R // 2:]
+    core = coarse[:, P:, P:]
     for dy in (0, 1):  # nearest-neighbour upsampling, written straight into the strided views
         for dx in (0, 1):
             view = holes[:, dy::2, dx::2]
