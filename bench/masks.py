@@ -78,7 +78,7 @@ def main():
     loop = rate(lambda k: (loop_mask(args.size, hr, np.random.default_rng(k)), 1)[1], args.seconds)
     rows = [("per-step Python loop (baseline)", 1, loop)]
     for batch in (1, 16, 64):
-        r = rate(lambda k: len(random_walk_masks(batch, args.size, hole_ratio=hr, seed=k)), args.seconds)
+        r = rate(lambda k, n=batch: len(random_walk_masks(n, args.size, hole_ratio=hr, seed=k)), args.seconds)
         rows.append((f"random_walk_masks, batch {batch}", batch, r))
     print(f"random-walk masks at {args.size}x{args.size}, hole ratio {hr}, 1 thread")
     print(f"{'method':<36} {'masks/s':>9} {'vs loop':>8}")
