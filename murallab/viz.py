@@ -24,6 +24,9 @@ def to_hwc(image: torch.Tensor):
 
 def overlay_mask(image: torch.Tensor, mask: torch.Tensor, color=(0.9, 0.1, 0.6), alpha: float = 0.7) -> torch.Tensor:
     """Tint the holes (``mask == 0``) of ``image`` with ``color``: ``(3, H, W)`` in [0, 1]."""
+    if image.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"mask is {tuple(mask.shape[-2:])} but the image is {tuple(image.shape[-2:])}: "
+                         f"they must have the same size")
     tint = torch.tensor(color, dtype=image.dtype).view(3, 1, 1)
     hole = (1 - mask) * alpha
     return image * (1 - hole) + tint * hole
