@@ -135,7 +135,8 @@ def _reflect(i: np.ndarray, n: int) -> np.ndarray:
     return np.where(i >= n, 2 * n - 1 - i, i)
 
 
-_DISCS: dict[tuple[int, int], np.ndarray] = {}
+_DISCS: dict[tuple[int, int], np.ndarray] = {}  # (radius, row) -> flat offsets
+_COARSE_DISCS: dict[tuple[int, int], np.ndarray] = {}  # (4 r + 2 py + px, row) -> flat offsets
 
 
 def disc_offsets(r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -160,13 +161,13 @@ def _coarse_disc(key: int, row: int) -> np.ndarray:
     block's centre, at ``(2(i + di) + 0.5, 2(j + dj) + 0.5)``, lies within ``r + 0.5`` of the stamp: the
     drawn disc then stays within about one pixel of the full-resolution one.
     """
-    if (key, row) not in _DISCS:
+    if (key, row) not in _COARSE_DISCS:
         r, py, px = key // 4, (key // 2) % 2, key % 2
         k = r // 2 + 2
         di, dj = np.mgrid[-k:k + 1, -k:k + 1]
         inside = (2 * di + 0.5 - py) ** 2 + (2 * dj + 0.5 - px) ** 2 <= (r + 0.5) ** 2
-        _DISCS[key, row] = (di[inside] * row + dj[inside]).astype(np.intp)
-    return _DISCS[key, row]
+        _COARSE_DISCS[key, row] = (di[inside] * row + dj[inside]).astype(np.intp)
+    return _COARSE_DISCS[key, row]
 
 
 def _draw(canvas: np.ndarray, centre: np.ndarray, key: np.ndarray, offsets) -> None:
