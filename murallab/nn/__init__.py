@@ -1,0 +1,14 @@
+"""Networks: the partial convolution layer and the restoration U-Nets.
+
+- ``PartialConv2d``: Liu et al. 2018, with the paper's sum(1)/sum(M) window factor.
+- ``PConvUNet``: the paper's U-Net of partial convolutions (seeds 001, 003).
+- ``UNet``: the same shape with plain convolutions and the mask as a 4th channel (the baseline).
+- ``DualDecoderUNet``: blind restoration, one encoder and two decoders (image, damage probability) (seed 002).
+"""
+
+from .dual_decoder_unet import DualDecoderUNet
+from .partial_conv import PartialConv2d
+from .pconv_unet import PConvUNet
+from .unet import UNet
+
+__all__ = ["PartialConv2d", "PConvUNet", "UNet", "DualDecoderUNet"]
