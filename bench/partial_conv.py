@@ -32,7 +32,7 @@ def sync(device: str) -> None:
 def median_seconds(fns: dict, repeats: int, device: str) -> dict:
     """Median wall time of each zero-argument function, run interleaved ``repeats`` times after one warm-up."""
     times = {k: [] for k in fns}
-    for name, fn in fns.items():
+    for fn in fns.values():
         fn()
     for _ in range(repeats):
         for name, fn in fns.items():

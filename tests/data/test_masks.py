@@ -8,7 +8,7 @@ import torch
 from skimage.measure import label
 
 from murallab.data import check_mask, hole_ratio, random_walk_mask, random_walk_masks
-from murallab.data.masks import _COARSE, _random_walk_steps, _render
+from murallab.data.masks import _random_walk_steps, _render
 
 
 def _hole_counts(m: torch.Tensor) -> np.ndarray:
@@ -135,8 +135,8 @@ def test_same_target_salt_noise_would_fail_the_stroke_check():
 def _distance_checks(b, y, x, r, holes, tol_out):
     """Check rendered ``holes`` (n, H, W) against its stamps with a Euclidean distance map per stamp.
 
-    Returns ``(inside, outside)``: stamps whose core (distance <= max(r - 2, 0)) is not all hole, and
-    masks with a hole pixel farther than ``r + tol_out`` from every stamp (with the worst distance - r).
+    Returns ``(inside, outside)``: stamps whose disc (distance <= r) is not all hole, and masks with a
+    hole pixel farther than ``r + tol_out`` from every stamp (with the worst distance - r).
     Each stamp's map is computed on a window around it (pixels farther away cannot matter).
     """
     n, h, w = holes.shape
@@ -148,7 +148,7 @@ def _distance_checks(b, y, x, r, holes, tol_out):
             y0, y1, x0, x1 = max(yi - reach, 0), min(yi + reach + 1, h), max(xi - reach, 0), min(xi + reach + 1, w)
             yy, xx = np.mgrid[y0:y1, x0:x1]
             d = np.hypot(yy - yi, xx - xi)
-            if not holes[m, y0:y1, x0:x1][d <= max(ri - 2, 0)].all():
+            if not holes[m, y0:y1, x0:x1][d <= ri].all():
                 inside_bad.append((m, int(yi), int(xi), int(ri)))
             np.minimum(excess[y0:y1, x0:x1], d - ri, out=excess[y0:y1, x0:x1])
         worst = excess[holes[m]].max() if holes[m].any() else -np.inf
@@ -159,46 +159,40 @@ def _distance_checks(b, y, x, r, holes, tol_out):
 
 @pytest.mark.parametrize("h,w,seed", [(64, 64, 0), (48, 80, 1), (96, 96, 2), (256, 256, 3)])
 def test_render_matches_its_stamps(h, w, seed):
-    """Each pixel within max(r-2, 0) of a stamp centre is a hole, and each hole pixel lies within r + 2 of
-    some stamp centre (2 px allowed for brushes drawn at half resolution)."""
+    """Each pixel within r of a stamp centre is a hole, and each hole pixel lies within r + 0.5 of some
+    stamp centre (the digital disc dy^2 + dx^2 <= r^2 + r reaches sqrt(r^2 + r) < r + 0.5)."""
     rng = np.random.default_rng(seed)
     targets = np.ceil(np.array([0.15, 0.3, 0.45]) * h * w)
     b, y, x, r, _ = _random_walk_steps(targets, h, w, rng)
     assert ((0 <= y) & (y < h) & (0 <= x) & (x < w)).all()
     assert (np.diff(b) >= 0).all()
-    holes = _render(b, y, x, r, np.ones(len(b), bool), len(targets), h, w)
+    holes = ~_render(b, y, x, r, np.ones(len(b), bool), len(targets), h, w)
     assert holes.shape == (3, h, w) and holes.dtype == bool
-    inside_bad, outside_bad = _distance_checks(b, y, x, r, holes, tol_out=2.0)
-    assert not inside_bad, f"stamp cores not filled: {inside_bad[:5]}"
-    assert not outside_bad, f"hole pixels farther than r + 2 from every stamp (mask, max distance - r): {outside_bad}"
+    inside_bad, outside_bad = _distance_checks(b, y, x, r, holes, tol_out=0.5)
+    assert not inside_bad, f"stamp discs not filled: {inside_bad[:5]}"
+    assert not outside_bad, f"hole pixels farther than r + 0.5 from every stamp (mask, max distance - r): {outside_bad}"
 
 
 def test_render_single_stamps_every_radius():
-    """One stamp of each radius 1..24, at each centre parity: core within r-2 filled, nothing beyond r + 2;
-    fine brushes (r < 4) are exactly the digital disc dy^2 + dx^2 <= r^2 + r."""
+    """One stamp of each radius 1..24, at each centre parity, is exactly the digital disc
+    dy^2 + dx^2 <= r^2 + r: it fills every pixel within r and reaches no farther than r + 0.5."""
     h = w = 72
     yy, xx = np.mgrid[:h, :w]
-    too_far = {}
     for rad in range(1, 25):
         for py in (0, 1):
             for px in (0, 1):
                 y, x = np.array([36 + py]), np.array([36 + px])
-                hole = _render(np.array([0]), y, x, np.array([rad]), np.array([True]), 1, h, w)[0]
+                hole = ~_render(np.array([0]), y, x, np.array([rad]), np.array([True]), 1, h, w)[0]
                 d2 = (yy - y[0]) ** 2 + (xx - x[0]) ** 2
-                assert hole[d2 <= max(rad - 2, 0) ** 2].all(), (rad, py, px)
-                if rad < _COARSE:
-                    assert np.array_equal(hole, d2 <= rad * rad + rad), rad
-                over = np.sqrt(d2[hole].max()) - rad
-                if over > 2 + 1e-9:
-                    too_far[rad] = max(too_far.get(rad, 0), round(float(over), 2))
-    assert not too_far, f"radius -> how far beyond r the drawn disc reaches (allowed: 2 px): {too_far}"
+                assert np.array_equal(hole, d2 <= rad * rad + rad), (rad, py, px)
+                assert np.sqrt(d2[hole].max()) - rad < 0.5, rad
 
 
 def test_render_respects_keep_and_batch_index():
     """Dropped stamps draw nothing and each stamp lands only on its own mask of the batch."""
     b = np.array([0, 1, 1])
     y, x, r = np.array([10, 30, 5]), np.array([10, 30, 40]), np.array([2, 6, 3])
-    holes = _render(b, y, x, r, np.array([True, True, False]), 2, 48, 48)
+    holes = ~_render(b, y, x, r, np.array([True, True, False]), 2, 48, 48)
     assert holes[0, 10, 10] and not holes[1, 10, 10]
     assert holes[1, 30, 30] and not holes[0, 30, 30]
     assert not holes[:, 5, 40].any()
