@@ -1,0 +1,167 @@
+"""murallab.metrics: exact MSE / PSNR / SSIM, full image and hole only, and the legacy DLCV number."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from murallab import metrics
+from murallab.data import make_mural, random_walk_masks
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: a second thread only adds synchronisation (and stalls on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _u8(t: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, C) uint8."""
+    return (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _f(a: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 -> (C, H, W) float64 in [0, 1]."""
+    return torch.from_numpy(a).permute(2, 0, 1).double() / 255
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two 8-bit murals (gt, a damaged restoration) and hole masks, as float tensors and uint8 arrays."""
+    gt = torch.stack([make_mural(48, 64, seed=i) for i in range(3)])
+    mask = random_walk_masks(3, 48, 64, hole_ratio=(0.15, 0.3), seed=2)
+    noise = torch.randn(gt.shape, generator=torch.Generator().manual_seed(0))
+    pred = (gt + 0.05 * noise + 0.1 * (1 - mask)).clamp(0, 1)
+    gt8, pred8 = [_u8(t) for t in gt], [_u8(t) for t in pred]
+    return torch.stack([_f(a) for a in gt8]), torch.stack([_f(a) for a in pred8]), mask, gt8, pred8
+
+
+def test_mse_psnr_equal_the_definition_and_skimage(pair):
+    gt, pred, _, gt8, pred8 = pair
+    per_image = metrics.mse(pred, gt, reduction="none")
+    for k in range(3):
+        exact = np.mean((gt8[k].astype(np.int64) - pred8[k].astype(np.int64)) ** 2)
+        assert float(per_image[k]) == pytest.approx(exact, rel=1e-12)
+        assert float(metrics.psnr(pred[k], gt[k])) == pytest.approx(
+            peak_signal_noise_ratio(gt8[k], pred8[k], data_range=255), rel=1e-12)
+    assert float(metrics.mse(pred, gt)) == pytest.approx(float(per_image.mean()))
+    assert float(metrics.psnr(pred, gt)) == pytest.approx(float((10 * torch.log10(255 ** 2 / per_image)).mean()))
+    assert metrics.psnr(gt, gt) == math.inf
+
+
+def test_ssim_equals_skimage_per_image(pair):
+    gt, pred, _, gt8, pred8 = pair
+    ours = metrics.ssim(pred, gt, reduction="none")
+    for k in range(3):
+        ref = structural_similarity(gt8[k] / 255, pred8[k] / 255, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+        assert float(ours[k]) == pytest.approx(ref, abs=1e-5)
+
+
+def test_ssim_on_a_real_photograph():
+    a = skimage.data.astronaut()[100:228, 150:278]
+    b = np.clip(a + np.random.default_rng(0).normal(0, 10, a.shape), 0, 255).astype(np.uint8)
+    ref = structural_similarity(a / 255, b / 255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                data_range=1.0, channel_axis=-1)
+    assert float(metrics.ssim(_f(b), _f(a))) == pytest.approx(ref, abs=1e-5)
+
+
+def test_hole_mse_is_the_mean_over_hole_pixels(pair):
+    gt, pred, mask, gt8, pred8 = pair
+    ours = metrics.mse(pred, gt, mask, reduction="none")
+    for k in range(3):
+        hole = mask[k, 0].numpy() == 0
+        d = gt8[k].astype(np.int64)[hole] - pred8[k].astype(np.int64)[hole]
+        assert float(ours[k]) == pytest.approx(np.mean(d ** 2), rel=1e-12)
+
+
+def test_hole_ssim_is_the_composite_map_over_hole_centres(pair):
+    """ssim with a mask = skimage's full SSIM map of the composite, averaged over windows centred on hole pixels
+    at least 5 pixels from the border."""
+    gt, pred, mask, _, _ = pair
+    ours = metrics.ssim(pred, gt, mask, reduction="none")
+    for k in range(3):
+        m = mask[k].numpy().transpose(1, 2, 0)
+        g, p = gt[k].numpy().transpose(1, 2, 0), pred[k].numpy().transpose(1, 2, 0)
+        comp = m * g + (1 - m) * p
+        _, smap = structural_similarity(comp, g, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                        data_range=1.0, channel_axis=-1, full=True)
+        centres = (m[..., 0] == 0)[5:-5, 5:-5]
+        assert float(ours[k]) == pytest.approx(smap[5:-5, 5:-5][centres].mean(), abs=1e-5)
+
+
+def test_hole_metrics_ignore_known_pixels(pair):
+    """Scribbling over the known pixels of the prediction changes the full-image metrics, not the hole-only ones."""
+    gt, pred, mask, _, _ = pair
+    scribbled = mask * torch.rand(pred.shape, generator=torch.Generator().manual_seed(3), dtype=pred.dtype) \
+        + (1 - mask) * pred
+    for fn in (metrics.mse, metrics.psnr, metrics.ssim):
+        assert torch.allclose(fn(scribbled, gt, mask, reduction="none"), fn(pred, gt, mask, reduction="none"),
+                              rtol=0, atol=1e-9), fn.__name__
+        assert not torch.allclose(fn(scribbled, gt, reduction="none"), fn(pred, gt, reduction="none")), fn.__name__
+
+
+def test_image_without_holes_has_no_hole_value(pair):
+    gt, pred, mask, _, _ = pair
+    mask = mask.clone()
+    mask[1] = 1
+    per_image = metrics.mse(pred, gt, mask, reduction="none")
+    assert math.isnan(float(per_image[1])) and not per_image[[0, 2]].isnan().any()
+    assert float(metrics.mse(pred, gt, mask)) == pytest.approx(float(per_image[[0, 2]].mean()))
+    assert math.isnan(float(metrics.ssim(pred[1], gt[1], mask[1])))
+
+
+def test_legacy_mse_is_the_uint8_wraparound(pair):
+    """legacy_dlcv_mse equals Σ (d² mod 256) / n computed explicitly, and differs from the exact MSE."""
+    _, _, _, gt8, pred8 = pair
+    for g, p in zip(gt8, pred8):
+        d = g.astype(np.int64) - p.astype(np.int64)
+        assert metrics.legacy_dlcv_mse(g, p) == pytest.approx(np.mean((d ** 2) % 256), rel=1e-12)
+        assert metrics.legacy_dlcv_mse(g, p) == pytest.approx(np.mean(((g - p) ** 2).astype(np.float64)))
+    assert metrics.legacy_dlcv_mse(np.stack(gt8), np.stack(pred8)) == pytest.approx(
+        np.mean([metrics.legacy_dlcv_mse(g, p) for g, p in zip(gt8, pred8)]))
+
+
+def test_legacy_trap_unfilled_hole_scores_like_a_good_inpainting(pair):
+    """The trap in numbers: a black, unfilled hole is ~700x worse than a good inpainting in exact MSE, but only a
+    few times worse in the legacy number, which can never exceed 255; an error of 16 counts as 0."""
+    gt, _, mask, gt8, _ = pair
+    hole = mask[0, 0].numpy() == 0
+    black = gt8[0].copy()
+    black[hole] = 0
+    good = gt8[0].astype(np.int64)
+    good[hole] += np.random.default_rng(0).normal(0, 6, good[hole].shape).round().astype(np.int64)
+    good = good.clip(0, 255).astype(np.uint8)
+    exact = {k: float(metrics.mse(_f(v), gt[0])) for k, v in (("black", black), ("good", good))}
+    legacy = {k: metrics.legacy_dlcv_mse(gt8[0], v) for k, v in (("black", black), ("good", good))}
+    assert exact["black"] / exact["good"] > 100
+    assert legacy["black"] / legacy["good"] < 10 and legacy["black"] <= 255
+    sixteen = np.full((4, 4, 3), 100, np.uint8)
+    assert metrics.legacy_dlcv_mse(sixteen, sixteen + 16) == 0.0
+    assert float(metrics.mse(_f(sixteen + 16), _f(sixteen))) == pytest.approx(256.0)
+
+
+def test_evaluate_and_errors(pair):
+    gt, pred, mask, gt8, pred8 = pair
+    out = metrics.evaluate(pred, gt, mask)
+    assert set(out) == {"mse", "psnr", "ssim", "mse_hole", "psnr_hole", "ssim_hole", "legacy_dlcv_mse"}
+    assert all(v.shape == (3,) for v in out.values())
+    assert float(out["legacy_dlcv_mse"][2]) == pytest.approx(metrics.legacy_dlcv_mse(gt8[2], pred8[2]))
+    with pytest.raises(TypeError, match="uint8"):
+        metrics.legacy_dlcv_mse(gt8[0].astype(np.float32), pred8[0])
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.legacy_dlcv_mse(gt8[0], pred8[0][:-1])
+    with pytest.raises(TypeError, match="255"):
+        metrics.mse(torch.from_numpy(pred8[0]), torch.from_numpy(gt8[0]))
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.psnr(pred, gt[:, :, :-1])
+    with pytest.raises(ValueError, match="size"):
+        metrics.ssim(pred, gt, mask[..., :-1])
