@@ -11,4 +11,15 @@ from .partial_conv import PartialConv2d
 from .pconv_unet import PConvUNet
 from .unet import UNet
 
-__all__ = ["PartialConv2d", "PConvUNet", "UNet", "DualDecoderUNet"]
+MODELS = {"PConvUNet": PConvUNet, "UNet": UNet, "DualDecoderUNet": DualDecoderUNet}
+
+
+def build_model(name: str, **kwargs):
+    """A network by class name and constructor arguments, as written in configs and checkpoints:
+    ``build_model("PConvUNet", layers=5, base=16)``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+__all__ = ["PartialConv2d", "PConvUNet", "UNet", "DualDecoderUNet", "MODELS", "build_model"]

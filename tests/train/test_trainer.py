@@ -1,0 +1,247 @@
+"""murallab.train: phases, schedule, early stopping, checkpoints, resume (also after SIGKILL), NaN, DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from murallab.nn import PConvUNet
+from murallab.train import (NonFiniteLossError, Phase, apply_phase, build_run, fit, load_checkpoint,
+                            load_config, load_model)
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {"model": {"name": "PConvUNet", "layers": 2, "base": 4},
+        "loss": {"name": "PConvLoss", "perceptual": 0.0, "style": 0.0, "weights": None},
+        "data": {"patch_size": 32, "patches_per_image": 4, "n_murals": 4, "mural_size": 96, "val_fraction": 0.25},
+        "train": {"batch_size": 4, "seed": 0, "progress_bar": False, "log_every": 1, "image_every": 2},
+        "phases": [{"name": "a", "train": "all", "lr": 1e-3, "epochs": 2}]}
+
+
+def tiny(**changes) -> dict:
+    cfg = load_config({k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in TINY.items()})
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            cfg[section][field] = value
+        else:
+            cfg[section] = value
+    return cfg
+
+
+def run(cfg, out, **kw):
+    r = build_run(cfg)
+    return r, fit(r["model"], r["loss"], r["train_set"], r["val_set"], r["phases"], r["train"], out,
+                  config={"model": cfg["model"]}, **kw)
+
+
+# --- phases ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["all", "decoder", "frozen_encoder_bn"])
+def test_phase_trains_only_the_intended_parameters(mode):
+    torch.manual_seed(0)
+    model = PConvUNet(layers=3, base=4)
+    params = apply_phase(model, Phase("p", lr=1e-2, epochs=1, train=mode))
+    model.train()
+    enc_bn = [m for m in model.enc.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    stats = [m.running_mean.clone() for m in enc_bn]
+    opt = torch.optim.Adam(params, lr=1e-2)
+    image = torch.rand(4, 3, 32, 32)
+    mask = (torch.rand(4, 1, 32, 32) > 0.3).float()
+    (model(image * mask, mask) - image).abs().mean().backward()
+    opt.step()
+    for name, p in model.named_parameters():
+        changed = not torch.equal(p, before[name])
+        assert changed == (mode != "decoder" or not name.startswith("enc.")), name
+    frozen_stats = all(torch.equal(a, m.running_mean) for a, m in zip(stats, enc_bn))
+    assert frozen_stats == (mode != "all")
+
+
+def test_bad_phase_is_rejected():
+    with pytest.raises(ValueError, match="train must be one of"):
+        Phase("p", lr=1e-3, epochs=1, train="encoder")
+
+
+# --- schedule and early stopping -------------------------------------------------------------------------
+
+def test_cosine_schedule_counts_steps_and_never_climbs(tmp_path):
+    cfg = tiny(train__log_every=1)
+    _, result = run(cfg, tmp_path)
+    steps_per_epoch = len(build_run(cfg)["train_set"]) // cfg["train"]["batch_size"]
+    total = 2 * steps_per_epoch
+    lrs = [v for _, v in result["history"]["lr"]]
+    expected = [1e-3 * (1 + math.cos(math.pi * s / total)) / 2 for s in range(1, total + 1)]
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_early_stopping_fires_on_a_plateau(tmp_path, monkeypatch):
+    """Validation PSNR 20, 21, 21, 20.5 (then it would jump to 30): patience 2 stops after epoch 4, and best.pt
+    holds epoch 2 (ties are not improvements)."""
+    import murallab.train.trainer as trainer
+    scripted = iter([20.0, 21.0, 21.0, 20.5, 30.0, 30.0])
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: {"loss": 1.0, "psnr": next(scripted)})
+    cfg = tiny(phases=[{"name": "flat", "lr": 1e-3, "epochs": 6, "patience": 2}])
+    _, result = run(cfg, tmp_path)
+    assert result["stopped_early"] == ["flat"]
+    assert result["epochs"] == 4 and result["best"] == 21.0
+    assert load_checkpoint(tmp_path / "best.pt")["progress"]["global_epoch"] == 2
+
+
+# --- checkpoints and resume ------------------------------------------------------------------------------
+
+def test_checkpoints_hold_everything_and_rebuild_the_model(tmp_path):
+    cfg = tiny()
+    r, result = run(cfg, tmp_path)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert {"model", "optimizer", "scheduler", "scaler", "config", "progress", "rng"} <= set(ckpt)
+    assert ckpt["progress"]["step"] == result["steps"] and ckpt["progress"]["global_epoch"] == 2
+    model, _ = load_model(tmp_path / "best.pt")
+    x, m = torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)
+    best_state = load_checkpoint(tmp_path / "best.pt")["model"]
+    assert all(torch.equal(best_state[k], v) for k, v in model.state_dict().items())
+    assert model(x, m).shape == x.shape
+    assert (tmp_path / "metrics.csv").exists() and (tmp_path / "metrics.json").exists()
+    assert any(p.name.startswith("events") for p in (tmp_path / "tensorboard").iterdir())
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    cfg = tiny()
+    run(cfg, tmp_path)
+    with pytest.raises(FileExistsError, match="resume"):
+        run(cfg, tmp_path)
+
+
+def test_resume_is_bit_for_bit(tmp_path, monkeypatch):
+    """2 epochs straight == 1 epoch, interrupted, resumed, 1 more epoch (deterministic, CPU): same weights,
+    optimiser state and progress, bit for bit."""
+    import murallab.train.trainer as trainer
+    cfg = tiny(train__deterministic=True, phases=[{"name": "a", "lr": 1e-3, "epochs": 2}])
+    run(cfg, tmp_path / "straight")
+
+    class Interrupted(Exception):
+        pass
+
+    flush = trainer.RunLog.flush
+
+    def flush_then_interrupt(self):  # the end of epoch 1, just after last.pt is written
+        flush(self)
+        raise Interrupted
+
+    monkeypatch.setattr(trainer.RunLog, "flush", flush_then_interrupt)
+    with pytest.raises(Interrupted):
+        run(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(trainer.RunLog, "flush", flush)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]["global_epoch"] == 1
+    run(cfg, tmp_path / "resumed", resume=True)
+
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    for k, v in straight["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    for i, state in straight["optimizer"]["state"].items():
+        assert torch.equal(state["exp_avg_sq"], resumed["optimizer"]["state"][i]["exp_avg_sq"])
+    assert straight["progress"] == resumed["progress"]
+
+
+def test_sigkilled_run_resumes(tmp_path):
+    """A CLI run killed with SIGKILL mid-training continues with --resume and finishes all its epochs."""
+    config = tmp_path / "cfg.yaml"
+    import yaml
+    cfg = tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 6}], train__progress_bar=False)
+    cfg["data"]["n_murals"] = 8
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "murallab.cli", "train", "--config", str(config), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epoch_at_kill = load_checkpoint(out / "last.pt")["progress"]["global_epoch"]
+    assert 1 <= epoch_at_kill < 6
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout + done.stderr
+    assert load_checkpoint(out / "last.pt")["progress"]["global_epoch"] == 6
+
+
+# --- NaN -------------------------------------------------------------------------------------------------
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
+    cfg = tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 3}])
+    r = build_run(cfg)
+    calls = {"n": 0}
+    inner = r["loss"]
+
+    class PoisonAfterOneEpoch(nn.Module):
+        def forward(self, out, image, mask):
+            calls["n"] += 1
+            total, terms = inner(out, image, mask)
+            if calls["n"] > 5:  # one epoch (16 patches: 4 steps) + 1 validation batch, then NaN
+                total = total * float("nan")
+                terms = dict(terms, hole=float("nan"))
+            return total, terms
+
+    with pytest.raises(NonFiniteLossError, match=r"step 5 .*hole=nan.*last\.pt"):
+        fit(r["model"], PoisonAfterOneEpoch(), r["train_set"], r["val_set"], r["phases"], r["train"], tmp_path,
+            config={"model": cfg["model"]})
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["progress"]["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+# --- configs ----------------------------------------------------------------------------------------------
+
+def test_config_typos_are_errors():
+    with pytest.raises(ValueError, match="unknown train settings"):
+        load_config(dict(TINY, train={"batch_sise": 4}))
+    with pytest.raises(ValueError, match="unknown phase settings"):
+        load_config(dict(TINY, phases=[{"name": "a", "lr": 1e-3, "epochs": 1, "freeze": "encoder"}]))
+    with pytest.raises(ValueError, match="unknown data settings"):
+        load_config(dict(TINY, data={"patchsize": 32}))
+    with pytest.raises(ValueError, match="unknown config sections"):
+        load_config(dict(TINY, optimiser={}))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_preset_loads_and_builds(path):
+    cfg = load_config(path)
+    assert cfg["phases"] and cfg["model"]["name"]
+    cfg["data"].update(n_murals=2, mural_size=128, patch_size=64, patches_per_image=1)
+    if "weights" in cfg["loss"]:
+        cfg["loss"]["weights"] = None  # no ImageNet file offline
+    if cfg.get("init"):  # a checkpoint from an earlier run: its absence is a clear error
+        with pytest.raises(FileNotFoundError, match=cfg["init"]):
+            build_run(cfg)
+        cfg["init"] = None
+    r = build_run(cfg)
+    assert len(r["train_set"]) > 0
+
+
+# --- DDP ---------------------------------------------------------------------------------------------------
+
+def test_ddp_two_cpu_processes(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    import yaml
+    config.write_text(yaml.safe_dump(tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 1}])))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           "-m", "murallab.cli", "train", "--config", str(config), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    # 4 murals x 4 patches = 16 training patches, 8 per rank, batch 4: 2 steps per rank (1 step alone: 4)
+    assert ckpt["progress"]["step"] == 2
+    assert (tmp_path / "run" / "metrics.json").exists()
