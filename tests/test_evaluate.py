@@ -1,0 +1,109 @@
+"""`murallab evaluate`: folder pairing, scores against a NumPy computation on the files, and the error cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from murallab import cli
+from murallab.data import make_mural, random_walk_masks, save_image, save_mask
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """3 murals; predictions: perfect, hole left black, mild noise everywhere; DLCV-style masks (white = known)."""
+    gt_dir, pred_dir, mask_dir = tmp_path / "gt", tmp_path / "pred", tmp_path / "mask"
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        gt = make_mural(48, 64, seed=i)
+        mask = random_walk_masks(1, 48, 64, hole_ratio=(0.2, 0.3), seed=i)[0]
+        pred = [gt, gt * mask, (gt + 0.05 * torch.randn(gt.shape, generator=g)).clamp(0, 1)][i]
+        save_image(gt, gt_dir / f"{i:03d}.png")
+        save_image(pred, pred_dir / f"{i:03d}.png")
+        save_mask(mask, mask_dir / f"{i:03d}_mask.png")
+    return gt_dir, pred_dir, mask_dir
+
+
+def read(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_scores_match_numpy_on_the_files(folders, tmp_path, capsys):
+    gt_dir, pred_dir, mask_dir = folders
+    out = tmp_path / "scores.json"
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir), "--mask", str(mask_dir),
+                     "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "legacy_dlcv_mse" in printed and "not an MSE" in printed and "mean" in printed
+    result = json.loads(out.read_text())
+    for name in ("000", "001", "002"):
+        gt, pred = read(gt_dir / f"{name}.png").astype(np.float64), read(pred_dir / f"{name}.png").astype(np.float64)
+        hole = np.asarray(Image.open(mask_dir / f"{name}_mask.png")) < 128
+        row = result["images"][name]
+        mse = np.mean((gt - pred) ** 2)
+        assert row["mse"] == pytest.approx(mse, rel=1e-6, abs=1e-9)
+        assert row["mse_hole"] == pytest.approx(np.mean((gt - pred)[hole] ** 2), rel=1e-6, abs=1e-9)
+        if mse > 0:
+            assert row["psnr"] == pytest.approx(10 * np.log10(255 ** 2 / mse), rel=1e-6)
+        legacy = np.mean((read(gt_dir / f"{name}.png") - read(pred_dir / f"{name}.png")) ** 2)  # uint8 wrap
+        assert row["legacy_dlcv_mse"] == pytest.approx(legacy, rel=1e-9)
+    rows = result["images"]
+    assert rows["000"]["ssim"] == pytest.approx(1.0) and rows["000"]["mse"] == 0
+    # the unfilled hole is the worst restoration by exact MSE, by far
+    assert rows["001"]["mse"] > 10 * rows["002"]["mse"]
+    assert rows["002"]["mse_hole"] == pytest.approx(rows["002"]["mse"], rel=0.3)  # noise is everywhere
+    assert result["mean"]["mse"] == pytest.approx(np.mean([r["mse"] for r in rows.values()]))
+
+
+def test_without_masks_there_are_no_hole_scores(folders, capsys):
+    gt_dir, pred_dir, _ = folders
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "psnr" in out and "psnr_hole" not in out
+
+
+def test_unpaired_files_are_named(folders, capsys):
+    gt_dir, pred_dir, mask_dir = folders
+    (pred_dir / "001.png").unlink()
+    save_image(torch.rand(3, 48, 64), pred_dir / "099.png")
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "001.png has no restored image" in err and "099.png has no ground truth" in err
+
+
+def test_size_mismatch_is_an_error(folders, capsys):
+    gt_dir, pred_dir, _ = folders
+    save_image(torch.rand(3, 40, 64), pred_dir / "002.png")
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir)]) == 2
+    assert "(48, 64)" in capsys.readouterr().err
+
+
+def test_inverted_masks_are_caught(folders, capsys):
+    gt_dir, pred_dir, mask_dir = folders
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir), "--mask", str(mask_dir),
+                     "--mask-hole-value", "255"]) == 2
+    err = capsys.readouterr().err
+    assert "marks" in err and "as holes" in err and "1 = known, 0 = hole" in err
+
+
+@pytest.mark.parametrize("problem", ["missing_folder", "empty_folder", "missing_mask"])
+def test_folder_problems(folders, tmp_path, problem, capsys):
+    gt_dir, pred_dir, mask_dir = folders
+    args = ["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir)]
+    if problem == "missing_folder":
+        args[4] = str(tmp_path / "nope")
+    elif problem == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        args[4] = str(tmp_path / "empty")
+    else:
+        (mask_dir / "002_mask.png").unlink()
+        args += ["--mask", str(mask_dir)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("murallab evaluate: error:")
+    assert {"missing_folder": "no folder", "empty_folder": "no images", "missing_mask": "002.png has no mask"}[
+        problem] in err
