@@ -4,6 +4,7 @@ Conventions: images ``(3, H, W)`` float in [0, 1]; masks ``(1, H, W)`` float wit
 """
 
 from .augment import PairedAugment
+from .damage import PaintedDamage, paint_damage
 from .datasets import (DatasetLayoutError, DLCVDunhuang, KaggleDunhuang, MuralPatchDataset, detect_layout,
                        find_pairs, open_dataset)
 from .io import list_images, load_image, load_mask, save_image, save_mask
@@ -12,7 +13,7 @@ from .patches import min_spacing, patch_coverage, patch_positions, sample_patche
 from .synthetic import PALETTE, make_mural, make_murals
 
 __all__ = [
-    "PairedAugment", "DatasetLayoutError", "DLCVDunhuang", "KaggleDunhuang", "MuralPatchDataset", "detect_layout",
+    "PairedAugment", "PaintedDamage", "paint_damage", "DatasetLayoutError", "DLCVDunhuang", "KaggleDunhuang", "MuralPatchDataset", "detect_layout",
     "find_pairs", "open_dataset", "list_images", "load_image", "load_mask", "save_image", "save_mask",
     "check_mask", "hole_ratio", "random_walk_mask", "random_walk_masks", "min_spacing", "patch_coverage",
     "patch_positions", "sample_patches", "upscale_to_patch", "PALETTE", "make_mural", "make_murals",

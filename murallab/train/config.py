@@ -21,14 +21,14 @@ import yaml
 from torch.utils.data import Dataset, Subset
 
 from .. import losses
-from ..data import MuralPatchDataset, PairedAugment, detect_layout, open_dataset
+from ..data import MuralPatchDataset, PaintedDamage, PairedAugment, detect_layout, open_dataset
 from ..nn import build_model
 from .phases import Phase
 from .trainer import TrainConfig
 
 DATA_DEFAULTS = {"patch_size": 128, "patches_per_image": 8, "n_murals": 16, "mural_size": None,
                  "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "upscale": False,
-                 "hole_value": 0}
+                 "hole_value": 0, "paint_damage": False}
 SECTIONS = {"name", "description", "init", "model", "loss", "data", "train", "phases"}
 
 
@@ -82,7 +82,15 @@ def build_loss(spec: dict):
 
 def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Training and validation sets. Procedural murals and mural folders are split by mural (no patch of a
-    validation mural is seen in training); the DLCV and Kaggle layouts by image."""
+    validation mural is seen in training); the DLCV and Kaggle layouts by image. With ``paint_damage`` every
+    sample also carries ``"corrupted"``: its holes painted as exposed plaster, for blind restoration."""
+    train, val = _split(data, data_dir, seed)
+    if data["paint_damage"]:
+        train, val = PaintedDamage(train, seed), PaintedDamage(val, seed + 1)
+    return train, val
+
+
+def _split(data: dict, data_dir, seed: int) -> tuple[Dataset, Dataset]:
     augment = PairedAugment(seed=seed) if data["augment"] else None
     common = dict(patch_size=data["patch_size"], patches_per_image=data["patches_per_image"],
                   hole_ratio=tuple(data["hole_ratio"]), upscale=data["upscale"], seed=seed)

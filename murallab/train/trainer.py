@@ -130,7 +130,7 @@ def _seed_everything(cfg: TrainConfig) -> None:
 def _loader(dataset, cfg: TrainConfig, epoch: int, *, train: bool) -> DataLoader:
     """Shuffled batches whose order depends only on (seed, epoch); sharded by rank under torchrun."""
     base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    if hasattr(base, "set_epoch"):
+    if hasattr(base, "set_epoch"):  # fresh masks (and painted damage) every epoch
         base.set_epoch(epoch if train else 0)
     rank, size = distributed.world()
     if size > 1:
