@@ -65,8 +65,15 @@ def _evaluate(sub):
 
 
 def _sweep(sub):
-    sub.add_parser("sweep", help="run a notebook over a parameter grid with papermill")
-    return None  # arrives with the evaluation notebook (07)
+    ap = sub.add_parser("sweep", help="run a notebook over a parameter grid with papermill")
+    ap.add_argument("notebook", help="the notebook to run, e.g. notebooks/04_phased_training.ipynb")
+    ap.add_argument("--grid", required=True, help="a grid file, e.g. configs/sweeps/loss_ablation.yaml")
+    ap.add_argument("--out", required=True, help="sweep folder: one subfolder per run, results.csv, summary.png")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    ap.add_argument("--kernel", default="murallab", help="Jupyter kernel (default: murallab)")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
+    ap.add_argument("--metric", help="the metrics.json key plotted in summary.png (default: the first number)")
+    return "murallab.sweep:sweep_command"
 
 
 COMMANDS = {"train": _train, "restore": _restore, "detect": _detect, "evaluate": _evaluate, "sweep": _sweep}
@@ -87,12 +94,7 @@ def main(argv=None) -> int:
     if args.command is None:
         ap.print_help()
         return 0
-    target = targets[args.command]
-    if target is None:
-        print(f"murallab {args.command}: not available in this version yet; it arrives with the evaluation "
-              f"notebook (07).", file=sys.stderr)
-        return 2
-    module, func = target.split(":")
+    module, func = targets[args.command].split(":")
     return int(getattr(importlib.import_module(module), func)(args) or 0)
 
 

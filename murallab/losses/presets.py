@@ -102,20 +102,21 @@ class PConvLoss(_Preset):
     - ``"perceptual"``: feature L1 of pred *and* of comp against the target, summed (pool1-3);
     - ``"style"``: Gram L1 (normalised by C·H·W) of pred and of comp, summed;
     - ``"tv"``: total variation of comp over the one-pixel dilation of the holes (the paper's P);
-    - ``"structural"``: 1 - SSIM(pred, target), weight 5 in seed 001's variant, 0 (off) by default.
+    - ``"structural"``: 1 - SSIM(pred, target), weight 5 in seed 001's variant, 0 (off) by default;
+    - ``"edge"``: the Sobel edge loss of pred against the target (seed 001's third ablation step), 0 by default.
 
     Call ``loss(pred, target, mask) -> (total, terms)``: ``pred`` and ``target`` ``(B, 3, H, W)``, ``mask``
     ``(B, 1, H, W)``, 1 = known, 0 = hole.
     """
 
-    TERMS = ("valid", "hole", "perceptual", "style", "tv", "structural")
+    TERMS = ("valid", "hole", "perceptual", "style", "tv", "structural", "edge")
     VGG_TERMS = ("perceptual", "style")
 
     def __init__(self, valid: float = 1.0, hole: float = 6.0, perceptual: float = 0.05, style: float = 120.0,
-                 tv: float = 0.1, structural: float = 0.0, *, features: VGG16Features | None = None,
-                 weights="imagenet"):
+                 tv: float = 0.1, structural: float = 0.0, edge: float = 0.0, *,
+                 features: VGG16Features | None = None, weights="imagenet"):
         super().__init__(dict(valid=valid, hole=hole, perceptual=perceptual, style=style, tv=tv,
-                              structural=structural), features, weights)
+                              structural=structural, edge=edge), features, weights)
 
     def forward(self, pred, target, mask):
         _check_mask(pred, mask)
@@ -136,6 +137,7 @@ class PConvLoss(_Preset):
             "style": lambda: style_distance(vgg()["out"], vgg()["gt"]) + style_distance(vgg()["comp"], vgg()["gt"]),
             "tv": lambda: total_variation(comp, mask),
             "structural": lambda: 1 - ssim(pred, target),
+            "edge": lambda: edge_loss(pred, target),
         }, pred)
 
 

@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from murallab.data import make_mural, random_walk_masks
-from murallab.losses import (DualDecoderLoss, MSESSIMLoss, MuralLoss, PConvLoss, VGG16Features,
+from murallab.losses import (edge_loss, DualDecoderLoss, MSESSIMLoss, MuralLoss, PConvLoss, VGG16Features,
                              VGGWeightsNotFoundError, ssim, total_variation)
 
 DOCUMENTED = {
     MuralLoss: (("l1", "ssim", "perceptual", "edge"), dict(l1=1.0, ssim=0.5, perceptual=0.1, edge=0.2)),
-    PConvLoss: (("valid", "hole", "perceptual", "style", "tv", "structural"),
-                dict(valid=1.0, hole=6.0, perceptual=0.05, style=120.0, tv=0.1, structural=0.0)),
+    PConvLoss: (("valid", "hole", "perceptual", "style", "tv", "structural", "edge"),
+                dict(valid=1.0, hole=6.0, perceptual=0.05, style=120.0, tv=0.1, structural=0.0, edge=0.0)),
     DualDecoderLoss: (("hole", "damage"), dict(hole=2.0, damage=1.0)),
     MSESSIMLoss: (("mse", "ssim"), dict(mse=1.0, ssim=1.0)),
 }
@@ -109,7 +109,7 @@ def test_pconv_terms_follow_the_paper(features, batch):
     structural is 1 - SSIM of the output."""
     target, mask, noise = batch
     pred = (target + 0.1 * noise).clamp(0, 1)
-    only = dict(valid=0.0, hole=0.0, perceptual=0.0, style=0.0, tv=0.0, structural=0.0)
+    only = dict(valid=0.0, hole=0.0, perceptual=0.0, style=0.0, tv=0.0, structural=0.0, edge=0.0)
     total, _ = PConvLoss(**{**only, "valid": 1.0, "hole": 1.0})(pred, target, mask)
     assert float(total) == pytest.approx(float(F.l1_loss(pred, target)), rel=1e-6)
     comp = mask * target + (1 - mask) * pred
@@ -117,6 +117,8 @@ def test_pconv_terms_follow_the_paper(features, batch):
     assert float(total) == pytest.approx(float(total_variation(comp, mask)), rel=1e-6)
     total, _ = PConvLoss(**{**only, "structural": 1.0})(pred, target, mask)
     assert float(total) == pytest.approx(1 - float(ssim(pred, target)), rel=1e-6)
+    total, _ = PConvLoss(**{**only, "edge": 1.0})(pred, target, mask)
+    assert float(total) == pytest.approx(float(edge_loss(pred, target)), rel=1e-6) and float(total) > 0
     fo, fc, ft = features(pred), features(comp), features(target)
     total, _ = PConvLoss(**{**only, "perceptual": 1.0}, features=features)(pred, target, mask)
     expected = sum(float((a - t).abs().mean() + (c - t).abs().mean()) for a, c, t in zip(fo, fc, ft))

@@ -1,0 +1,189 @@
+"""Experiment sweeps: ``murallab sweep NOTEBOOK --grid GRID.yaml --out DIR [--jobs N] [--kernel NAME]``.
+
+Runs a notebook once per point of a parameter grid with papermill, each in its own folder, and collects every
+run's ``metrics.json`` into ``DIR/results.csv`` and ``DIR/summary.png``. A grid file holds either a cartesian
+product or an explicit list of runs, plus parameters shared by all of them:
+
+    fixed: {epochs: [2, 1, 1]}            # passed to every run
+    grid: {lr: [1.0e-3, 1.0e-4], seed: [0, 1]}          # 4 runs: every combination
+    # or
+    runs:                                 # one run each; "name" names its folder
+      - {name: pconv, loss_weights: {structural: 0.0}}
+      - {name: pconv_ssim, loss_weights: {structural: 5.0}}
+
+Each run writes ``DIR/<name>/notebook.ipynb`` (the executed copy), ``params.json``, the notebook's own outputs
+(its ``output_dir`` is the run folder) and ``status.json``. The sweep is resumable: a rerun skips the runs whose
+status is "done" with the same parameters, and re-runs failed or interrupted ones. A failed run leaves its error
+in ``DIR/<name>/error.txt`` and in ``results.csv``; the other runs go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+
+def load_grid(path) -> list[tuple[str, dict]]:
+    """``[(run name, parameters), ...]`` from a grid file (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no grid file at {path}")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = set(spec) - {"fixed", "grid", "runs", "description"}
+    if unknown or ("grid" in spec) == ("runs" in spec):
+        raise ValueError(f"{path}: expected 'grid' (a dict of lists) or 'runs' (a list of dicts), plus optional "
+                         f"'fixed'; got sections {sorted(spec)}")
+    fixed = spec.get("fixed") or {}
+    if "grid" in spec:
+        grid = spec["grid"]
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise ValueError(f"{path}: 'grid' must map each parameter to a non-empty list of values")
+        points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+        named = [("_".join(f"{k}-{v}" for k, v in p.items()), p) for p in points]
+    else:
+        if not isinstance(spec["runs"], list) or not all(isinstance(r, dict) for r in spec["runs"]):
+            raise ValueError(f"{path}: 'runs' must be a list of dicts")
+        named = [(str(r.get("name", i)), {k: v for k, v in r.items() if k != "name"})
+                 for i, r in enumerate(spec["runs"])]
+    runs = [(re.sub(r"[^\w.=-]+", "_", name)[:80], {**fixed, **p}) for name, p in named]
+    names = [n for n, _ in runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: run names must be unique, got {names}")
+    return runs
+
+
+def _run_one(notebook: Path, folder: Path, params: dict, kernel: str, timeout: int) -> dict:
+    """Execute one point; returns its status dict (also written to ``status.json``)."""
+    import papermill as pm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.json").write_text(json.dumps(params, indent=2, default=str))
+    (folder / "error.txt").unlink(missing_ok=True)
+    status = {"status": "running", "params": params, "started": time.time()}
+    (folder / "status.json").write_text(json.dumps(status, default=str))
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(notebook), str(folder / "notebook.ipynb"),
+                            parameters={**params, "output_dir": str(folder.resolve())}, kernel_name=kernel,
+                            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout)
+        status.update(status="done")
+    except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
+        lines = [f"{type(e).__name__}: {getattr(e, 'ename', '')} {getattr(e, 'evalue', e)}".strip()]
+        if getattr(e, "cell_index", None) is not None:
+            lines.append(f"in cell {e.cell_index} of {folder / 'notebook.ipynb'}:\n{getattr(e, 'source', '')}")
+        (folder / "error.txt").write_text("\n\n".join(lines) + "\n")
+        status.update(status="failed", error=lines[0])
+    status["seconds"] = time.perf_counter() - t0
+    (folder / "status.json").write_text(json.dumps(status, indent=2, default=str))
+    return status
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Nested dicts to dotted keys; lists and other values kept as JSON text."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v)
+    return out
+
+
+def collect(out_dir, runs: list[tuple[str, dict]]) -> list[dict]:
+    """One row per run: name, status, seconds, its parameters and its metrics; written to ``results.csv``."""
+    out_dir = Path(out_dir)
+    rows = []
+    for name, params in runs:
+        folder = out_dir / name
+        status = json.loads((folder / "status.json").read_text()) if (folder / "status.json").exists() else {}
+        metrics_file = folder / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() and status.get("status") == "done" \
+            else {}
+        rows.append({"run": name, "status": status.get("status", "missing"),
+                     "seconds": round(status.get("seconds", 0.0), 1), "error": status.get("error", ""),
+                     **{f"param.{k}": v for k, v in _flat(params).items()},
+                     **{f"metric.{k}": v for k, v in _flat(metrics).items()}})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = out_dir / ".results.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(out_dir / "results.csv")
+    return rows
+
+
+def summary_plot(out_dir, rows: list[dict], metric: str | None = None):
+    """A bar chart of one numeric metric per run (the first numeric one unless named); ``summary.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    numeric = [k for k in dict.fromkeys(k for r in rows for k in r)
+               if k.startswith("metric.") and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                                                  for r in rows)]
+    key = f"metric.{metric}" if metric else (numeric[0] if numeric else None)
+    if key is None:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(rows)), 3.5))
+    values = [r.get(key) if isinstance(r.get(key), (int, float)) else float("nan") for r in rows]
+    ax.bar([r["run"] for r in rows], values, color=["C0" if r["status"] == "done" else "C3" for r in rows])
+    ax.set(title=f"{key[7:]} per run (red: failed)", ylabel=key[7:])
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    fig.savefig(Path(out_dir) / "summary.png", dpi=100)
+    plt.close(fig)
+    return key[7:]
+
+
+def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", timeout: int = 1800,
+          metric: str | None = None) -> list[dict]:
+    """Run ``notebook`` over ``grid`` into ``out_dir`` (resumable); returns the result rows."""
+    notebook, out_dir = Path(notebook).resolve(), Path(out_dir)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"no notebook at {notebook}")
+    runs = load_grid(grid)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for name, params in runs:
+        status_file = out_dir / name / "status.json"
+        done = status_file.exists() and json.loads(status_file.read_text()).get("status") == "done"
+        same = done and json.loads((out_dir / name / "params.json").read_text()) == json.loads(
+            json.dumps(params, default=str))
+        if not same:
+            todo.append((name, params))
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(total=len(todo), desc="sweep") as bar:
+        futures = {pool.submit(_run_one, notebook, out_dir / n, p, kernel, timeout): n for n, p in todo}
+        for fut in as_completed(futures):
+            status = fut.result()
+            bar.update(1)
+            if status["status"] != "done":
+                tqdm.write(f"run {futures[fut]} failed: {status['error']} (see {out_dir / futures[fut] / 'error.txt'})",
+                           file=sys.stderr)
+            collect(out_dir, runs)  # results so far are never lost
+    rows = collect(out_dir, runs)
+    summary_plot(out_dir, rows, metric)
+    return rows
+
+
+def sweep_command(args) -> int:
+    try:
+        rows = sweep(args.notebook, args.grid, args.out, jobs=args.jobs, kernel=args.kernel, timeout=args.timeout,
+                     metric=args.metric)
+    except (FileNotFoundError, ValueError, yaml.YAMLError) as e:
+        print(f"murallab sweep: error: {e}", file=sys.stderr)
+        return 2
+    failed = [r["run"] for r in rows if r["status"] != "done"]
+    print(f"results: {Path(args.out) / 'results.csv'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0

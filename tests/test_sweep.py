@@ -1,0 +1,95 @@
+"""`murallab sweep`: grids, one folder per run, results.csv, resumability, and failed runs that lose nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from murallab import cli
+from murallab.sweep import load_grid
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    """A tiny notebook: y = 2x into metrics.json; x == 3 fails; every execution is counted in a log file."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1\nscale = 2\noutput_dir = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json, pathlib\n"
+            f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}}\\n')\n"
+            "assert x != 3, 'x = 3 is the broken point'\n"
+            "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'y': scale * x, 'cwd': str(pathlib.Path.cwd())}))"),
+    ])
+    nb.metadata = {"kernelspec": {"name": "murallab", "display_name": "Python (murallab)", "language": "python"}}
+    (tmp_path / "nbs").mkdir()
+    path = tmp_path / "nbs" / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def executions(tmp_path) -> list[int]:
+    return [int(v) for v in (tmp_path / "executions.log").read_text().split()]
+
+
+def test_grid_forms(tmp_path):
+    g = tmp_path / "g.yaml"
+    g.write_text("fixed: {scale: 3}\ngrid: {x: [1, 2], seed: [0, 1]}\n")
+    runs = load_grid(g)
+    assert len(runs) == 4 and all(p["scale"] == 3 for _, p in runs)
+    assert {n for n, _ in runs} == {"x-1_seed-0", "x-1_seed-1", "x-2_seed-0", "x-2_seed-1"}
+    g.write_text("runs:\n  - {name: a, x: 1}\n  - {name: b, x: 2}\n")
+    assert load_grid(g) == [("a", {"x": 1}), ("b", {"x": 2})]
+    g.write_text("grid: {x: 1}\n")
+    with pytest.raises(ValueError, match="non-empty list"):
+        load_grid(g)
+    g.write_text("runs:\n  - {name: a}\n  - {name: a}\n")
+    with pytest.raises(ValueError, match="unique"):
+        load_grid(g)
+
+
+def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("fixed: {scale: 10}\ngrid: {x: [1, 2, 3]}\n")
+    out = tmp_path / "sweep"
+    args = ["sweep", str(notebook), "--grid", str(grid), "--out", str(out), "--jobs", "2"]
+    assert cli.main(args) == 1  # one run failed
+    assert "x-3 failed" in capsys.readouterr().err
+    rows = {r["run"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["x-1"]["status"] == "done" and float(rows["x-1"]["metric.y"]) == 10
+    assert float(rows["x-2"]["metric.y"]) == 20 and rows["x-2"]["param.scale"] == "10"
+    assert rows["x-3"]["status"] == "failed" and "broken point" in (out / "x-3" / "error.txt").read_text()
+    assert json.loads((out / "x-1" / "metrics.json").read_text())["cwd"] == str(notebook.parent)  # right cwd
+    assert (out / "x-2" / "notebook.ipynb").exists() and (out / "summary.png").exists()
+    assert sorted(executions(tmp_path)) == [1, 2, 3]
+
+    # Resume: finished runs are skipped, the failed one runs again (and still fails), results are kept.
+    assert cli.main(args) == 1
+    assert sorted(executions(tmp_path)) == [1, 2, 3, 3]
+    rows = {r["run"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert float(rows["x-1"]["metric.y"]) == 10 and rows["x-3"]["status"] == "failed"
+
+    # Changed parameters make a finished run stale: it runs again.
+    grid.write_text("fixed: {scale: 100}\ngrid: {x: [1]}\n")
+    assert cli.main(args) == 0
+    assert executions(tmp_path)[-1] == 1
+    assert float(next(csv.DictReader(open(out / "results.csv")))["metric.y"]) == 100
+
+
+def test_sweep_errors(notebook, tmp_path, capsys):
+    assert cli.main(["sweep", str(tmp_path / "nope.ipynb"), "--grid", str(tmp_path / "g.yaml"), "--out",
+                     str(tmp_path / "o")]) == 2
+    assert "no notebook" in capsys.readouterr().err
+    assert cli.main(["sweep", str(notebook), "--grid", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "no grid file" in capsys.readouterr().err
+
+
+def test_example_grid_is_valid():
+    runs = load_grid(REPO / "configs" / "sweeps" / "loss_ablation.yaml")
+    assert [n for n, _ in runs] == ["pconv", "pconv_ssim", "pconv_ssim_edge"]
+    assert all((REPO / "notebooks" / p["preset"]).resolve().is_file() for _, p in runs)
