@@ -24,15 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import matplotlib
-import numpy as np
 import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from murallab import metrics  # noqa: E402
+from murallab.classical import navier_stokes, telea  # noqa: E402
 from murallab.data import (MuralPatchDataset, PaintedDamage, PairedAugment, load_image, load_mask,  # noqa: E402
                            patch_positions, random_walk_masks)
 from murallab.nn import build_model  # noqa: E402
@@ -57,16 +56,6 @@ def held_out_patches(data: Path, names: list[str], size: int, per_image: int, se
         out += [image[:, t:t + size, l:l + size] for t, l in kept[:per_image]]
         print(f"  held out {len(kept[:per_image])} patches from {name}")
     return torch.stack(out)
-
-
-def classical(images: torch.Tensor, masks: torch.Tensor, flag: int) -> torch.Tensor:
-    """OpenCV inpainting (Telea or Navier-Stokes) on 8-bit images; OpenCV masks are 255 = hole."""
-    res = []
-    for img, m in zip(images, masks):
-        u8 = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        hole = ((1 - m[0].numpy()) * 255).astype(np.uint8)
-        res.append(torch.from_numpy(cv2.inpaint(u8, hole, 3, flag)).permute(2, 0, 1).float() / 255)
-    return torch.stack(res)
 
 
 def scores(restored, images, masks) -> dict:
@@ -138,8 +127,8 @@ def main():
     print("held-out set:")
     images = held_out_patches(args.data, args.held_out, args.patch, args.per_image, args.seed)
     masks = random_walk_masks(len(images), args.patch, hole_ratio=(0.1, 0.4), seed=args.seed + 1)
-    results = {"telea": scores(classical(images * masks, masks, cv2.INPAINT_TELEA), images, masks),
-               "navier_stokes": scores(classical(images * masks, masks, cv2.INPAINT_NS), images, masks)}
+    results = {"telea": scores(telea(images * masks, masks), images, masks),
+               "navier_stokes": scores(navier_stokes(images * masks, masks), images, masks)}
 
     with tempfile.TemporaryDirectory() as tmp:  # the training murals, linked (never copied into the project)
         train_dir = Path(tmp)
@@ -189,7 +178,7 @@ def main():
     if detection:
         print("detection on the damaged bodhisattva:", ", ".join(f"{k} {v:.3f}" for k, v in detection.items()))
     k = min(4, len(images))
-    tel = classical(images[:k] * masks[:k], masks[:k], cv2.INPAINT_TELEA)
+    tel = telea(images[:k] * masks[:k], masks[:k])
     show_images([x for i in range(k) for x in (images[i] * masks[i], tel[i], ours[i], images[i])],
                 ["damaged", "Telea", "murallab", "truth"] * k, ncols=4, size=3).savefig(args.out / "examples.png")
     plt.close("all")
