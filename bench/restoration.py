@@ -63,7 +63,8 @@ def scores(restored, images, masks) -> dict:
             "psnr_hole": metrics.psnr(restored, images, masks).item()}
 
 
-def train_within(config: str, train_dir: Path, out: Path, minutes: float, device: str, seed: int):
+def train_within(config: str, train_dir: Path, out: Path, minutes: float, device: str, seed: int,
+                 epochs: int | None = None):
     """Train ``config`` on the murals in ``train_dir`` for about ``minutes``: epochs from a measured step time.
 
     Validation (early stopping, best.pt) uses other patches of the training murals: the held-out murals are
@@ -96,7 +97,8 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float, device
             break
     step_seconds = (time.perf_counter() - t0) / n
     model.load_state_dict(state)
-    epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.1)))  # + validation
+    if epochs is None:  # as many as fit the budget (a busy machine measures slow steps: then pass --epochs)
+        epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.1)))  # + validation
     phases[0].epochs = epochs
     print(f"  {config}: {step_seconds:.2f} s/step, {steps_per_epoch} steps/epoch -> {epochs} epochs for "
           f"{minutes:g} min")
@@ -117,6 +119,7 @@ def main():
     ap.add_argument("--detector-config", default="configs/real_blind_cpu.yaml")
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--detector-minutes", type=float, default=10)
+    ap.add_argument("--epochs", type=int, help="restorer epochs, instead of deriving them from --minutes")
     ap.add_argument("--patch", type=int, default=256)
     ap.add_argument("--per-image", type=int, default=12)
     ap.add_argument("--device", default="cpu")
@@ -140,7 +143,7 @@ def main():
             (train_dir / name).symlink_to((args.data / name).resolve())
         print("training the restorer:")
         result, seconds = train_within(args.config, train_dir, args.out / "restorer", args.minutes, args.device,
-                                       args.seed)
+                                       args.seed, args.epochs)
         model, _ = load_model(args.out / "restorer" / "best.pt", args.device)
         t0 = time.perf_counter()
         ours = torch.stack([restore(model, i, m, tile=256, overlap=32) for i, m in zip(images, masks)])
