@@ -12,6 +12,12 @@ import importlib
 import sys
 
 
+def _tiling_and_device(ap) -> None:
+    ap.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    ap.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+
+
 def _train(sub):
     ap = sub.add_parser("train", help="train a restoration model from a configs/*.yaml preset")
     ap.add_argument("--config", required=True, help="a YAML preset, e.g. configs/tiny_cpu.yaml")
@@ -32,12 +38,10 @@ def _restore(sub):
                          "(OpenCV, scikit-image, LaMa); required with --mask")
     ap.add_argument("--checkpoint", required=True, help="a checkpoint written by murallab train")
     ap.add_argument("-o", "--output", required=True, help="where to write the restored image")
-    ap.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    ap.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
     ap.add_argument("--blind", action="store_true",
                     help="no mask: detect the damage with a dual-decoder checkpoint, then restore")
     ap.add_argument("--threshold", type=float, default=0.1, help="damage probability threshold for --blind")
-    ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    _tiling_and_device(ap)
     return "murallab.restore:restore_command"
 
 
@@ -47,9 +51,7 @@ def _detect(sub):
     ap.add_argument("--checkpoint", required=True, help="a DualDecoderUNet checkpoint written by murallab train")
     ap.add_argument("-o", "--output", required=True, help="where to write the mask (PNG; white = known)")
     ap.add_argument("--threshold", type=float, default=0.1, help="damage probability threshold (default 0.1)")
-    ap.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    ap.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
-    ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+    _tiling_and_device(ap)
     return "murallab.restore:detect_command"
 
 

@@ -14,13 +14,7 @@ from murallab import metrics
 from murallab.data import make_mural, random_walk_masks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second thread only adds synchronisation (and stalls on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: see tests/conftest.py
 
 
 def _u8(t: torch.Tensor) -> np.ndarray:

@@ -1,16 +1,8 @@
-"""Shared fixtures for the loss tests."""
-
-from __future__ import annotations
+"""Many tiny tensors: every test here runs on one torch thread (the ``one_thread`` fixture of tests/conftest.py)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run each loss test on one thread. The tensors are small: a second thread only adds synchronisation, and on a
-    busy machine (another process on the other core) every parallel region stalls on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_thread):
     yield
-    torch.set_num_threads(n)
