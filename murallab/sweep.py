@@ -149,7 +149,8 @@ def summary_plot(out_dir, rows: list[dict], metric: str | None = None):
 def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", timeout: int = 1800,
           metric: str | None = None) -> list[dict]:
     """Run ``notebook`` over ``grid`` into ``out_dir`` (resumable); returns the result rows."""
-    notebook, out_dir = Path(notebook).resolve(), Path(out_dir)
+    # absolute paths: papermill changes the process's working directory while a notebook runs
+    notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")
     runs = load_grid(grid)

@@ -81,6 +81,14 @@ def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys):
     assert float(next(csv.DictReader(open(out / "results.csv")))["metric.y"]) == 100
 
 
+def test_relative_paths(notebook, tmp_path, monkeypatch):
+    """Relative --grid and --out work although papermill changes the working directory while it runs."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.yaml").write_text("grid: {x: [1]}\n")
+    assert cli.main(["sweep", "nbs/tiny.ipynb", "--grid", "grid.yaml", "--out", "out/sweep"]) == 0
+    assert (tmp_path / "out" / "sweep" / "results.csv").exists()
+
+
 def test_sweep_errors(notebook, tmp_path, capsys):
     assert cli.main(["sweep", str(tmp_path / "nope.ipynb"), "--grid", str(tmp_path / "g.yaml"), "--out",
                      str(tmp_path / "o")]) == 2
