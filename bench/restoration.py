@@ -6,7 +6,7 @@
 1. Split the murals *by image*: train on --train (default: the large wall); hold out the others. From the damaged
    bodhisattva only patches with no labelled damage are held out (its mask: white = damage).
 2. Held-out set: 256 px patches, random-walk holes of 10-40 % (fixed seed), restored by the trained network
-   (tiled composite), Telea and Navier-Stokes. Reports PSNR, SSIM and hole-only PSNR per method.
+   (tiled composite), Telea, Navier-Stokes and push-pull. Reports PSNR, SSIM and hole-only PSNR per method.
 3. Trains the preset for --minutes of wall time: the number of epochs is set from a measured step time, so the
    cosine learning rate anneals fully within the budget.
 4. Detection: trains the blind preset (dual decoder, painted damage) for --detector-minutes on the same training
@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from murallab import metrics  # noqa: E402
-from murallab.classical import navier_stokes, telea  # noqa: E402
+from murallab.classical import navier_stokes, push_pull, telea  # noqa: E402
 from murallab.data import (MuralPatchDataset, PaintedDamage, PairedAugment, load_image, load_mask,  # noqa: E402
                            patch_positions, random_walk_masks)
 from murallab.nn import build_model  # noqa: E402
@@ -75,9 +75,9 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float, device
     d = cfg["data"]
     torch.manual_seed(seed)
     model, loss = build_model(**cfg["model"]), build_loss(cfg["loss"])
-    common = dict(patch_size=d["patch_size"], hole_ratio=tuple(d["hole_ratio"]))
-    train_set = MuralPatchDataset(train_dir, patches_per_image=d["patches_per_image"], augment=PairedAugment(seed=seed),
-                                  seed=seed, **common)
+    common = dict(patch_size=d["patch_size"], hole_ratio=tuple(d["hole_ratio"]), scale=tuple(d["scale"]))
+    train_set = MuralPatchDataset(train_dir, patches_per_image=d["patches_per_image"], seed=seed,
+                                  augment=PairedAugment(seed=seed, **d["jitter"]), **common)
     val_set = MuralPatchDataset(train_dir, patches_per_image=32, seed=seed + 1, **common)
     if d["paint_damage"]:
         train_set, val_set = PaintedDamage(train_set, seed), PaintedDamage(val_set, seed + 1)
@@ -135,7 +135,8 @@ def main():
     images = held_out_patches(args.data, args.held_out, args.patch, args.per_image, args.seed)
     masks = random_walk_masks(len(images), args.patch, hole_ratio=(0.1, 0.4), seed=args.seed + 1)
     results = {"telea": scores(telea(images * masks, masks), images, masks),
-               "navier_stokes": scores(navier_stokes(images * masks, masks), images, masks)}
+               "navier_stokes": scores(navier_stokes(images * masks, masks), images, masks),
+               "push_pull": scores(push_pull(images * masks, masks), images, masks)}
 
     with tempfile.TemporaryDirectory() as tmp:  # the training murals, linked (never copied into the project)
         train_dir = Path(tmp)

@@ -1,5 +1,7 @@
 """Classical inpainting, the references every learned method is compared with.
 
+- ``push_pull``: the pyramid fill of Gortler et al. 1996 (The Lumigraph), in torch: batched, differentiable, on any
+  device, and the starting point that ``PConvUNet(refine=True)`` and ``UNet(refine=True)`` learn to correct;
 - ``telea``: OpenCV's fast-marching method (Telea 2004);
 - ``navier_stokes``: OpenCV's fluid-dynamics method (Bertalmio et al. 2001);
 - ``biharmonic``: scikit-image's biharmonic inpainting (smooth, slow on large holes).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def _batched(fn):
@@ -35,6 +38,40 @@ def _batched(fn):
     run.__doc__ = fn.__doc__
     run.__name__ = fn.__name__
     return run
+
+
+def push_pull(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Fill the holes from a mask-weighted image pyramid ("push-pull", Gortler et al. 1996).
+
+    Push: halve the image again and again, each pixel the mask-weighted mean of its 2×2 block, with weight
+    ``w' = min(1, sum of the 4 weights)``, until no weight is below 1:
+
+        x'  = sum(w ⊙ x) / sum(w),      w' = min(1, sum(w))
+
+    Pull: from the coarsest level back up, ``x ← w ⊙ x + (1 - w) ⊙ upsample(x')`` (bilinear). Known pixels
+    (``w = 1``) keep their value exactly; a hole takes the smooth average of the known pixels around it, over a
+    radius that grows with the hole. No learning, O(HW), and it beats OpenCV Telea on mural patches
+    (BENCHMARKS.md).
+
+    Shapes: image ``(B, C, H, W)`` or ``(C, H, W)``, any range; mask ``(B, 1, H, W)`` or ``(1, H, W)``, 1 = known.
+    Returns the filled image, same shape and dtype. An all-hole image comes back as zeros.
+    """
+    if mask.dim() != image.dim() or mask.shape[-3] != 1 or mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"mask {tuple(mask.shape)} does not fit image {tuple(image.shape)}: expected "
+                         f"(B, 1, H, W) with 1 = known")
+    single = image.dim() == 3
+    x, w = (image[None], mask[None]) if single else (image, mask)
+    w = w.to(x.dtype)
+    x = x * w
+    levels = []
+    while min(x.shape[-2:]) > 1 and bool((w < 1).any()):  # push
+        levels.append((x, w))
+        total = F.avg_pool2d(w, 2, ceil_mode=True) * 4
+        x = F.avg_pool2d(x * w, 2, ceil_mode=True) * 4 / total.clamp_min(1e-12)
+        w = total.clamp(max=1)
+    for fine, fine_w in reversed(levels):  # pull
+        x = fine_w * fine + (1 - fine_w) * F.interpolate(x, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+    return x[0] if single else x
 
 
 def _cv2():
@@ -73,7 +110,7 @@ def biharmonic(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return inpaint_biharmonic(rgb, hole, channel_axis=-1)
 
 
-METHODS = {"Telea": telea, "Navier-Stokes": navier_stokes, "biharmonic": biharmonic}
+METHODS = {"push-pull": push_pull, "Telea": telea, "Navier-Stokes": navier_stokes, "biharmonic": biharmonic}
 
 
 def available() -> dict:

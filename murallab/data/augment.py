@@ -1,4 +1,4 @@
-"""Paired geometric augmentation: the same flip and rotation on an image and its mask.
+"""Paired augmentation: the same flip and rotation on an image and its mask, and optional colour jitter of the image.
 
 Built on ``torchvision.transforms.v2``: the image is wrapped as ``tv_tensors.Image`` and the mask as
 ``tv_tensors.Mask``, so the v2 kernels resample the image bilinearly and the mask with nearest
@@ -9,6 +9,11 @@ by reflection before rotating and crops back afterwards, so every output pixel i
 with a meaningful mask value (no black wedges for the network to learn). ``outside="hole"`` rotates
 without padding and marks the empty corners as holes (mask 0, image 0), as in many inpainting repos;
 their ground truth is then black, so exclude them from losses yourself.
+
+Colour jitter (off by default) changes the image only, with torchvision's meaning of the four strengths: brightness,
+contrast and saturation factors drawn from ``[1 - s, 1 + s]``, a hue shift from ``[-h, h]`` of a turn, applied in
+that order. Murals differ in pigment, fading and photography; jitter keeps a network trained on one wall from
+learning its palette.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class PairedAugment:
         rotate_p: probability of rotating at all.
         outside: ``"reflect"`` or ``"hole"``: what fills pixels rotated in from outside (module docstring).
         interpolation: image resampling for rotation (the mask always uses nearest).
+        brightness, contrast, saturation, hue: colour-jitter strengths (module docstring); 0 = off.
         seed: seeds this augmenter's own ``torch.Generator``; a ``generator`` passed to ``__call__`` wins.
 
     Call:
@@ -40,13 +46,18 @@ class PairedAugment:
     """
 
     def __init__(self, hflip_p: float = 0.5, rotate_degrees: float = 30.0, rotate_p: float = 0.5, *,
-                 outside: str = "reflect", interpolation=InterpolationMode.BILINEAR, seed=None):
+                 outside: str = "reflect", interpolation=InterpolationMode.BILINEAR, brightness: float = 0.0,
+                 contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0, seed=None):
         if outside not in ("reflect", "hole"):
             raise ValueError(f"outside must be 'reflect' or 'hole', got {outside!r}")
         if not (0 <= hflip_p <= 1 and 0 <= rotate_p <= 1):
             raise ValueError("hflip_p and rotate_p are probabilities in [0, 1]")
         if not 0 <= rotate_degrees <= 180:
             raise ValueError(f"rotate_degrees must be in [0, 180], got {rotate_degrees}")
+        if not (0 <= brightness < 1 and 0 <= contrast < 1 and 0 <= saturation < 1 and 0 <= hue <= 0.5):
+            raise ValueError("brightness, contrast and saturation must be in [0, 1) and hue in [0, 0.5], got "
+                             f"{brightness}, {contrast}, {saturation}, {hue}")
+        self.jitter = {"brightness": brightness, "contrast": contrast, "saturation": saturation, "hue": hue}
         self.hflip_p, self.rotate_degrees, self.rotate_p = hflip_p, rotate_degrees, rotate_p
         self.outside, self.interpolation = outside, interpolation
         self.generator = torch.Generator()
@@ -57,14 +68,20 @@ class PairedAugment:
 
     def __repr__(self):
         return (f"PairedAugment(hflip_p={self.hflip_p}, rotate_degrees={self.rotate_degrees}, "
-                f"rotate_p={self.rotate_p}, outside={self.outside!r})")
+                f"rotate_p={self.rotate_p}, outside={self.outside!r}"
+                + "".join(f", {k}={v}" for k, v in self.jitter.items() if v) + ")")
 
     def sample_params(self, generator: torch.Generator | None = None) -> dict:
-        """Draw ``{"hflip": bool, "angle": float}``: what one call will do."""
+        """Draw ``{"hflip": bool, "angle": float}`` and, with jitter on, its factors: what one call will do."""
         g = self.generator if generator is None else generator
         u = torch.rand(3, generator=g).tolist()
         angle = (2 * u[2] - 1) * self.rotate_degrees if u[1] < self.rotate_p else 0.0
-        return {"hflip": u[0] < self.hflip_p, "angle": angle}
+        params = {"hflip": u[0] < self.hflip_p, "angle": angle}
+        if any(self.jitter.values()):
+            v = (2 * torch.rand(4, generator=g) - 1).tolist()  # each in [-1, 1]
+            params |= {"brightness": 1 + v[0] * self.jitter["brightness"], "contrast": 1 + v[1] * self.jitter["contrast"],
+                       "saturation": 1 + v[2] * self.jitter["saturation"], "hue": v[3] * self.jitter["hue"]}
+        return params
 
     def apply(self, image: torch.Tensor, mask: torch.Tensor, params: dict):
         """Apply given ``params`` (from :meth:`sample_params`) to an image/mask pair."""
@@ -90,6 +107,11 @@ class PairedAugment:
             msk = TF.rotate(msk, angle, interpolation=InterpolationMode.NEAREST, fill=0.0)
             if self.outside == "reflect":
                 img, msk = TF.center_crop(img, [h, w]), TF.center_crop(msk, [h, w])
+        if "brightness" in params:
+            img = TF.adjust_brightness(img, params["brightness"])
+            img = TF.adjust_contrast(img, params["contrast"])
+            img = TF.adjust_saturation(img, params["saturation"])
+            img = TF.adjust_hue(img, params["hue"])
         return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor)
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None):

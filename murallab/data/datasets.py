@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
 
 from .augment import PairedAugment
 from .io import IMAGE_SUFFIXES, list_images, load_image, load_mask
@@ -73,12 +74,19 @@ class MuralPatchDataset(Dataset):
         hole_ratio: range of the masks' hole fraction.
         augment: a :class:`PairedAugment`, or None.
         upscale: upscale images smaller than a patch instead of raising.
+        scale: range of zoom factors, drawn log-uniformly per sample: a patch at zoom ``s`` is cut as a
+            ``patch_size / s`` window around its position and resized (antialiased) to ``patch_size``. ``(0.25, 1)``
+            shows the network the same wall from 4× further away too, so it learns the fine detail of murals
+            photographed whole as well as close up. Default ``(1, 1)``: cut at the image's own resolution.
         seed: everything (murals, positions, masks, augmentation) follows from it and the epoch.
     """
 
     def __init__(self, root=None, *, patch_size: int = 128, patches_per_image: int = 8, n_murals: int = 16,
                  mural_size: int | None = None, hole_ratio=(0.1, 0.4), augment: PairedAugment | None = None,
-                 upscale: bool = False, seed: int = 0):
+                 upscale: bool = False, scale=(1.0, 1.0), seed: int = 0):
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"scale must be a (low, high) range of zoom factors, 0 < low <= high <= 1; got {scale}")
+        self.scale = (float(scale[0]), float(scale[1]))
         self.root, self.patch_size, self.ppi = root, patch_size, patches_per_image
         self.hole_ratio, self.augment, self.upscale, self.seed = hole_ratio, augment, upscale, seed
         self.epoch = 0
@@ -127,10 +135,20 @@ class MuralPatchDataset(Dataset):
         i, j = divmod(idx, self.ppi)
         p = self.patch_size
         t, l = self.positions[i][j]
-        patch = self._mural(i)[:, t:t + p, l:l + p]
+        mural = self._mural(i)
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         mask = random_walk_mask(p, hole_ratio=self.hole_ratio, seed=rng)
-        return _sample(patch, mask, self.augment, _torch_generator(rng))
+        generator = _torch_generator(rng)
+        if self.scale == (1.0, 1.0):
+            patch = mural[:, t:t + p, l:l + p]
+        else:  # a window 1/s times the patch, centred on the patch, kept inside the image; then shrunk to p
+            s = float(np.exp(rng.uniform(np.log(self.scale[0]), np.log(self.scale[1]))))
+            h, w = mural.shape[-2:]
+            side = min(round(p / s), h, w)
+            top = min(max(t + p // 2 - side // 2, 0), h - side)
+            left = min(max(l + p // 2 - side // 2, 0), w - side)
+            patch = TF.resize(mural[:, top:top + side, left:left + side], [p, p], antialias=True).clamp_(0, 1)
+        return _sample(patch, mask, self.augment, generator)
 
 
 @dataclass(frozen=True)

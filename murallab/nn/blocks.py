@@ -83,6 +83,21 @@ class ResBlock(nn.Module):
         return self.act(self.skip(x) + self.body(x))
 
 
+def check_upsample(mode: str) -> str:
+    """The decoder's upsampling: ``"nearest"`` (the PConv paper) or ``"bilinear"``."""
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"upsample must be 'nearest' (the paper) or 'bilinear', got {mode!r}")
+    return mode
+
+
+@torch.no_grad()
+def zero_last_layer(conv: nn.Conv2d) -> None:
+    """Zero a network's output convolution, so a residual network starts as the identity of what it corrects."""
+    conv.weight.zero_()
+    if conv.bias is not None:
+        conv.bias.zero_()
+
+
 class EncoderDecoder(nn.Module):
     """Base for the U-Nets: ``self.enc`` holds the encoder; everything else is the decoder.
 

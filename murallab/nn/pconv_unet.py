@@ -11,6 +11,18 @@ encoder's skip, a 3×3 partial convolution, BatchNorm except on the last layer, 
     (d_i, n_i) = PConv'_i([up(d_{i+1}) ; h_{i-1}], [up(n_{i+1}) ; m_{i-1}]),   d_{L+1} = h_L
 
 The last decoder layer therefore sees the input image and mask, and outputs 3 channels with no activation.
+
+Two options beyond the paper:
+
+- ``upsample="bilinear"`` upsamples the decoder's features bilinearly (the mask stays nearest). Nearest upsampling
+  copies each deep feature onto a 2^L × 2^L block, which shows as blocky fills of large holes early in training.
+- ``refine=True`` starts from a classical fill and learns only its correction:
+
+      prediction = push_pull(image, mask) + U-Net(image, mask)
+
+  with the last layer initialised to zero, so an untrained network already fills like ``push_pull`` (which beats
+  OpenCV Telea on murals) and every step of training has to improve on it. On a CPU budget this is what lets a
+  small network beat the classical methods (BENCHMARKS.md).
 Each encoder layer halves the size and grows every hole's known border by about half its kernel, so after a few
 layers the mask is all ones: notebook 02 plots this.
 """
@@ -21,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..classical import push_pull
 from ..data.masks import check_mask
-from .blocks import EncoderDecoder, PConvBlock, encoder_plan, pad_to_multiple
+from .blocks import EncoderDecoder, PConvBlock, check_upsample, encoder_plan, pad_to_multiple, zero_last_layer
 
 
 class PConvUNet(EncoderDecoder):
@@ -38,9 +51,10 @@ class PConvUNet(EncoderDecoder):
     channels, e.g. ``PConvUNet(layers=5, base=16)`` (0.73M).
     """
 
-    def __init__(self, layers: int = 7, in_channels: int = 3, base: int = 64):
+    def __init__(self, layers: int = 7, in_channels: int = 3, base: int = 64, upsample: str = "nearest",
+                 refine: bool = False):
         super().__init__()
-        self.layers = layers
+        self.layers, self.upsample, self.refine = layers, check_upsample(upsample), refine
         plan = encoder_plan(layers, in_channels, base)
         self.enc = nn.ModuleList(
             PConvBlock(c_in, c_out, k, 2, bn=i > 0, act=nn.ReLU()) for i, (c_in, c_out, k) in enumerate(plan))
@@ -50,6 +64,8 @@ class PConvUNet(EncoderDecoder):
             PConvBlock(chans[i + 1] + chans[i], chans[i], 3, 1, bn=i > 0,
                        act=nn.LeakyReLU(0.2) if i > 0 else None, multi_channel=True)
             for i in range(layers))
+        if refine:
+            zero_last_layer(self.dec[0].conv)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         check_mask(mask, image, max_hole_ratio=1.0)
@@ -63,8 +79,9 @@ class PConvUNet(EncoderDecoder):
             masks.append(m)
         for i in reversed(range(self.layers)):
             skip, skip_mask = feats[i], masks[i]
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = F.interpolate(x, scale_factor=2, mode=self.upsample)
             m = F.interpolate(m, scale_factor=2, mode="nearest")
             m = torch.cat([m.expand(-1, x.shape[1], -1, -1), skip_mask.expand(-1, skip.shape[1], -1, -1)], dim=1)
             x, m = self.dec[i](torch.cat([x, skip], dim=1), m)
-        return x[..., :h, :w]
+        x = x[..., :h, :w]
+        return push_pull(image, mask) + x if self.refine else x

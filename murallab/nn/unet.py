@@ -2,6 +2,10 @@
 
 The mask enters only as a 4th input channel, ``[image ⊙ mask ; mask]``. Ordinary convolutions mix hole and known
 pixels alike, so the network has to learn from data what the partial convolution gets by construction.
+
+``upsample`` and ``refine`` are as in ``PConvUNet``. With ``refine=True`` the input is ``[fill ; mask]`` with
+``fill = push_pull(image, mask)``, and the prediction is ``fill + U-Net([fill ; mask])``: the network sees the
+smooth fill it corrects, and starts (last layer zero) as that fill.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..classical import push_pull
 from ..data.masks import check_mask
-from .blocks import EncoderDecoder, conv_block, encoder_plan, pad_to_multiple
+from .blocks import EncoderDecoder, check_upsample, conv_block, encoder_plan, pad_to_multiple, zero_last_layer
 
 
 class UNet(EncoderDecoder):
@@ -21,9 +26,10 @@ class UNet(EncoderDecoder):
     ``(B, in_channels, H, W)``, unbounded. Any H×W works (padded to a multiple of ``2**layers``, then cropped).
     """
 
-    def __init__(self, layers: int = 7, in_channels: int = 3, base: int = 64):
+    def __init__(self, layers: int = 7, in_channels: int = 3, base: int = 64, upsample: str = "nearest",
+                 refine: bool = False):
         super().__init__()
-        self.layers = layers
+        self.layers, self.upsample, self.refine = layers, check_upsample(upsample), refine
         plan = encoder_plan(layers, in_channels + 1, base)
         self.enc = nn.ModuleList(
             conv_block(c_in, c_out, k, 2, bn=i > 0, act=nn.ReLU()) for i, (c_in, c_out, k) in enumerate(plan))
@@ -32,17 +38,21 @@ class UNet(EncoderDecoder):
         self.dec = nn.ModuleList(
             conv_block(chans[i + 1] + chans[i], outs[i], 3, 1, bn=i > 0, act=nn.LeakyReLU(0.2) if i > 0 else None)
             for i in range(layers))
+        if refine:
+            zero_last_layer(self.dec[0][0])
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         check_mask(mask, image, max_hole_ratio=1.0)
         h, w = image.shape[-2:]
         mask = mask.to(image.dtype)
-        x = pad_to_multiple(torch.cat([image * mask, mask], dim=1), 2 ** self.layers)
+        start = push_pull(image, mask) if self.refine else image * mask
+        x = pad_to_multiple(torch.cat([start, mask], dim=1), 2 ** self.layers)
         feats = [x]
         for enc in self.enc:
             x = enc(x)
             feats.append(x)
         for i in reversed(range(self.layers)):
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = F.interpolate(x, scale_factor=2, mode=self.upsample)
             x = self.dec[i](torch.cat([x, feats[i]], dim=1))
-        return x[..., :h, :w]
+        x = x[..., :h, :w]
+        return start + x if self.refine else x

@@ -27,8 +27,8 @@ from .phases import Phase
 from .trainer import TrainConfig
 
 DATA_DEFAULTS = {"patch_size": 128, "patches_per_image": 8, "n_murals": 16, "mural_size": None,
-                 "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "upscale": False,
-                 "hole_value": 0, "paint_damage": False}
+                 "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "jitter": {}, "upscale": False,
+                 "scale": [1.0, 1.0], "hole_value": 0, "paint_damage": False}
 SECTIONS = {"name", "description", "init", "model", "loss", "data", "train", "phases"}
 
 
@@ -91,9 +91,10 @@ def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Datas
 
 
 def _split(data: dict, data_dir, seed: int) -> tuple[Dataset, Dataset]:
-    augment = PairedAugment(seed=seed) if data["augment"] else None
+    augment = PairedAugment(seed=seed, **data["jitter"]) if data["augment"] else None
     common = dict(patch_size=data["patch_size"], patches_per_image=data["patches_per_image"],
-                  hole_ratio=tuple(data["hole_ratio"]), upscale=data["upscale"], seed=seed)
+                  hole_ratio=tuple(data["hole_ratio"]), upscale=data["upscale"], scale=tuple(data["scale"]),
+                  seed=seed)
     if data_dir is None:
         n_val = max(1, round(data["n_murals"] * data["val_fraction"]))
         train = MuralPatchDataset(None, n_murals=data["n_murals"], mural_size=data["mural_size"], augment=augment,

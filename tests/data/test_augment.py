@@ -161,3 +161,27 @@ def test_invalid_arguments(kwargs):
     """Unknown outside modes, probabilities outside [0, 1] and angles over 180 are refused."""
     with pytest.raises(ValueError):
         PairedAugment(**kwargs)
+
+
+def test_colour_jitter_follows_the_formulas_and_spares_the_mask():
+    """Brightness scales, saturation 0 is ITU-R 601 grey, hue rotates as colorsys does; geometry draws unchanged."""
+    import colorsys
+    image, mask = torch.rand(3, 16, 16), (torch.rand(1, 16, 16) > 0.3).float()
+    aug = PairedAugment(hflip_p=0.0, rotate_p=0.0, brightness=0.5, contrast=0.5, saturation=0.5, hue=0.1)
+    base = {"hflip": False, "angle": 0.0, "brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0}
+    out, m = aug.apply(image, mask, dict(base, brightness=0.7))
+    assert torch.allclose(out, (image * 0.7).clamp(0, 1), atol=1e-6) and torch.equal(m, mask)
+    grey, _ = aug.apply(image, mask, dict(base, saturation=0.0))
+    luma = (0.2989 * image[0] + 0.587 * image[1] + 0.114 * image[2]).clamp(0, 1)  # ITU-R 601, as torchvision rounds it
+    assert torch.allclose(grey, luma.expand(3, -1, -1), atol=1e-5)
+    shifted, _ = aug.apply(image, mask, dict(base, hue=0.1))
+    for y, x in [(0, 0), (5, 9), (15, 3)]:
+        h, s, v = colorsys.rgb_to_hsv(*image[:, y, x].tolist())
+        assert torch.allclose(shifted[:, y, x], torch.tensor(colorsys.hsv_to_rgb((h + 0.1) % 1, s, v)), atol=1e-4)
+    p = aug.sample_params(torch.Generator().manual_seed(0))
+    assert 0.5 <= p["brightness"] <= 1.5 and -0.1 <= p["hue"] <= 0.1
+    plain = PairedAugment().sample_params(torch.Generator().manual_seed(0))
+    jittered = PairedAugment(brightness=0.2).sample_params(torch.Generator().manual_seed(0))
+    assert {k: jittered[k] for k in plain} == plain
+    with pytest.raises(ValueError, match="hue"):
+        PairedAugment(hue=0.7)

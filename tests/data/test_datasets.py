@@ -324,3 +324,28 @@ def test_open_dataset_picks_the_class(tmp_path, make_dlcv, make_kaggle, make_mur
     assert type(folder) is MuralPatchDataset and len(folder) == 2 and folder[0]["image"].shape == (3, 32, 32)
     synth = open_dataset(None, patch_size=16, n_murals=1, patches_per_image=2)
     assert type(synth) is MuralPatchDataset and synth.paths is None and len(synth) == 2
+
+
+def test_zoomed_patches_are_pil_resized_windows():
+    """scale=(0.5, 0.5): each patch is the 2p window around its position, shrunk as PIL's antialiased bilinear does."""
+    ds = MuralPatchDataset(None, patch_size=32, patches_per_image=4, n_murals=2, mural_size=96, scale=(0.5, 0.5),
+                           seed=0)
+    for idx in range(len(ds)):
+        i, j = divmod(idx, 4)
+        t, l = ds.positions[i][j]
+        top, left = min(max(t + 16 - 32, 0), 96 - 64), min(max(l + 16 - 32, 0), 96 - 64)
+        window = ds.murals[i][:, top:top + 64, left:left + 64].numpy()
+        expected = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((32, 32), Image.BILINEAR)) for c in window])
+        np.testing.assert_allclose(ds[idx]["image"].numpy(), expected.clip(0, 1), atol=2e-3)
+
+
+def test_zoom_range_draws_per_epoch_and_is_checked():
+    ds = MuralPatchDataset(None, patch_size=32, patches_per_image=2, n_murals=1, mural_size=128, scale=(0.25, 1.0),
+                           seed=0)
+    first = ds[0]["image"]
+    assert torch.equal(first, ds[0]["image"])  # deterministic within an epoch
+    ds.set_epoch(1)
+    assert not torch.equal(first, ds[0]["image"])  # another zoom next epoch
+    for bad in [(0.0, 1.0), (0.5, 2.0), (0.8, 0.4)]:
+        with pytest.raises(ValueError, match="zoom factors"):
+            MuralPatchDataset(None, patch_size=32, scale=bad)

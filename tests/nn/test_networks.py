@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from murallab.classical import push_pull
 from murallab.data import make_mural, random_walk_masks
 from murallab.nn import DualDecoderUNet, PConvUNet, UNet
 from murallab.nn.blocks import encoder_plan
@@ -118,3 +119,31 @@ def test_bad_masks_are_rejected(make, batch):
         model(image, mask * 0.5 + 0.25)
     with pytest.raises(ValueError, match="size"):
         model(image, mask[..., :-1])
+
+
+@pytest.mark.parametrize("cls", [PConvUNet, UNet])
+def test_refine_starts_as_push_pull_and_learns_a_correction(cls, batch):
+    """refine=True: the untrained network returns push_pull exactly; one Adam step moves it off."""
+    image, mask = batch
+    torch.manual_seed(0)
+    model = cls(**SMALL, refine=True)
+    fill = push_pull(image * mask, mask)
+    assert torch.equal(model(image * mask, mask), fill)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ((model(image * mask, mask) - image).abs() * (1 - mask)).mean().backward()
+    opt.step()
+    assert not torch.allclose(model(image * mask, mask), fill)
+
+
+@pytest.mark.parametrize("cls", [PConvUNet, UNet])
+def test_bilinear_upsampling_option(cls, batch):
+    image, mask = batch
+    torch.manual_seed(0)
+    nearest = cls(**SMALL).eval()
+    bilinear = cls(**SMALL, upsample="bilinear").eval()
+    bilinear.load_state_dict(nearest.state_dict())
+    with torch.no_grad():
+        a, b = nearest(image * mask, mask), bilinear(image * mask, mask)
+    assert a.shape == b.shape and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="nearest"):
+        cls(**SMALL, upsample="bicubic")
