@@ -86,16 +86,18 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float, device
     probe = torch.utils.data.DataLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True)
     opt = torch.optim.Adam(model.parameters(), lr=1e-6)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    t0, n = time.perf_counter(), 0
-    for batch in probe:
+    n = 0
+    for batch in probe:  # step 0 warms up (allocations, first-call overheads); steps 1-8 are timed
+        if n == 1:
+            t0 = time.perf_counter()
         total, _ = loss(predict(model, batch), batch["image"], batch["mask"])
         opt.zero_grad()
         total.backward()
         opt.step()
         n += 1
-        if n == 4:
+        if n == 9:
             break
-    step_seconds = (time.perf_counter() - t0) / n
+    step_seconds = (time.perf_counter() - t0) / (n - 1)
     model.load_state_dict(state)
     if epochs is None:  # as many as fit the budget (a busy machine measures slow steps: then pass --epochs)
         epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.1)))  # + validation

@@ -79,8 +79,7 @@ class PairedAugment:
         params = {"hflip": u[0] < self.hflip_p, "angle": angle}
         if any(self.jitter.values()):
             v = (2 * torch.rand(4, generator=g) - 1).tolist()  # each in [-1, 1]
-            params |= {"brightness": 1 + v[0] * self.jitter["brightness"], "contrast": 1 + v[1] * self.jitter["contrast"],
-                       "saturation": 1 + v[2] * self.jitter["saturation"], "hue": v[3] * self.jitter["hue"]}
+            params |= {k: (k != "hue") + u * self.jitter[k] for k, u in zip(self.jitter, v)}  # factors, hue a shift
         return params
 
     def apply(self, image: torch.Tensor, mask: torch.Tensor, params: dict):
