@@ -12,6 +12,9 @@ encoder's skip, a 3×3 partial convolution, BatchNorm except on the last layer, 
 
 The last decoder layer therefore sees the input image and mask, and outputs 3 channels with no activation.
 
+Each encoder layer halves the size and grows every hole's known border by about half its kernel, so after a few
+layers the mask is all ones: notebook 02 plots this.
+
 Two options beyond the paper:
 
 - ``upsample="bilinear"`` upsamples the decoder's features bilinearly (the mask stays nearest). Nearest upsampling
@@ -21,10 +24,8 @@ Two options beyond the paper:
       prediction = push_pull(image, mask) + U-Net(image, mask)
 
   with the last layer initialised to zero, so an untrained network already fills like ``push_pull`` (which beats
-  OpenCV Telea on murals) and every step of training has to improve on it. On a CPU budget this is what lets a
-  small network beat the classical methods (BENCHMARKS.md).
-Each encoder layer halves the size and grows every hole's known border by about half its kernel, so after a few
-layers the mask is all ones: notebook 02 plots this.
+  OpenCV Telea on murals), and training only has to learn what that fill gets wrong. On a CPU budget this is what
+  lets a small network beat the classical methods (BENCHMARKS.md).
 """
 
 from __future__ import annotations
