@@ -100,7 +100,7 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float, device
     step_seconds = (time.perf_counter() - t0) / (n - 1)
     model.load_state_dict(state)
     if epochs is None:  # as many as fit the budget (a busy machine measures slow steps: then pass --epochs)
-        epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.1)))  # + validation
+        epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.2)))  # + validation
     phases[0].epochs = epochs
     print(f"  {config}: {step_seconds:.2f} s/step, {steps_per_epoch} steps/epoch -> {epochs} epochs for "
           f"{minutes:g} min")
