@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.masks import composite
+
 
 def _batched(fn):
     def run(image: torch.Tensor, mask: torch.Tensor, **kw) -> torch.Tensor:
@@ -32,7 +34,7 @@ def _batched(fn):
             rgb = img.detach().cpu().permute(1, 2, 0).double().numpy()
             hole = m[0].detach().cpu().numpy() < 0.5
             filled = torch.from_numpy(np.asarray(fn(rgb, hole, **kw), dtype=np.float64)).permute(2, 0, 1)
-            out.append(torch.where(m.bool().cpu(), img.cpu(), filled.to(img.dtype)))
+            out.append(composite(img.cpu(), m.cpu(), filled.to(img.dtype)))
         result = torch.stack(out).to(image.device)
         return result[0] if single else result
     run.__doc__ = fn.__doc__

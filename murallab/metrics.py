@@ -39,7 +39,7 @@ import math
 import numpy as np
 import torch
 
-from .data.masks import check_mask
+from .data.masks import check_mask, composite
 from .losses.ssim import ssim as _ssim
 
 __all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "evaluate"]
@@ -118,7 +118,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     """
     pred, target, mask = _batch(pred, target, mask)
     if mask is not None:
-        pred = mask * target + (1 - mask) * pred  # the composite
+        pred = composite(target, mask, pred)
     smap = _ssim(pred.float(), target.float(), reduction="map").double()  # float32 maps: 15x faster, ~1e-6 off
     if mask is None:
         return _reduce(smap.mean((1, 2, 3)), reduction)

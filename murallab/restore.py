@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ._device import device as pick_device
 from .data.io import IMAGE_SUFFIXES, load_image, load_mask, save_image, save_mask
-from .data.masks import check_mask, hole_ratio
+from .data.masks import check_mask, composite, hole_ratio
 from .nn import DualDecoderUNet
 
 __all__ = ["tile_windows", "tiled", "restore", "detect", "restore_blind", "restore_command", "detect_command"]
@@ -217,7 +217,7 @@ def restore(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, *, tile: 
     with _inference(model, device) as dev:
         pred = tiled(predict, torch.cat([image, known.to(image.dtype)]), tile=tile, overlap=overlap,
                      batch_size=batch_size, device=dev, progress=progress, desc="restore")
-    return torch.where(known, image, pred.clamp_(0, 1))
+    return composite(image, known, pred.clamp_(0, 1))
 
 
 def _check_blind(model: nn.Module, what: str) -> None:

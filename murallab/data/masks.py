@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["random_walk_mask", "random_walk_masks", "hole_ratio", "check_mask"]
+__all__ = ["random_walk_mask", "random_walk_masks", "hole_ratio", "check_mask", "composite"]
 
 # kind: (probability, radius range at 256 px, heading sigma, steps range, step length / radius)
 _STROKES = {
@@ -273,6 +273,16 @@ def random_walk_mask(height: int, width: int | None = None, *, hole_ratio=(0.1, 
 def hole_ratio(mask: torch.Tensor) -> torch.Tensor:
     """Fraction of hole pixels (``mask == 0``) per mask: ``(..., 1, H, W) -> (...)``."""
     return 1.0 - mask.float().mean(dim=(-3, -2, -1))
+
+
+def composite(known: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """The restored image ``mask·known + (1 - mask)·fill``: known pixels exactly as given, holes from ``fill``.
+
+    ``known`` and ``fill`` ``(B, C, H, W)`` (or ``(C, H, W)``), ``mask`` ``(B, 1, H, W)`` (or ``(1, H, W)``), 1 = known,
+    0 = hole. Written as a selection, not a blend, so known pixels come back bit for bit even where ``fill`` is NaN
+    or inf (the blend would give 0·NaN = NaN); gradients reach ``fill`` only through the holes.
+    """
+    return torch.where(mask.bool(), known, fill)
 
 
 def check_mask(mask: torch.Tensor, image: torch.Tensor | None = None, *, max_hole_ratio: float = 0.6,

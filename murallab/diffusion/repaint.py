@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..data.masks import composite
 from .samplers import _finish, _randn, _start, ddpm_step, to_diffusion
 from .schedule import NoiseSchedule
 
@@ -87,7 +88,7 @@ def repaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
             eps = model(x, torch.full((x.shape[0],), t, device=x.device), cond)
             unknown = ddpm_step(schedule, eps, t, below(t), x, _randn(x.shape, g, x.device), clip)
             known_t = schedule.q_sample(x0, below(t), _randn(x.shape, g, x.device))
-            x = m * known_t + (1 - m) * unknown
+            x = composite(known_t, m, unknown)
         else:  # resampling jump x_{below(t_last)} -> x_{below(t)}: q between two noise levels, ᾱ ratio
             ratio = schedule.alpha_bar(below(t), x) / schedule.alpha_bar(below(t_last), x)
             x = ratio.sqrt() * x + (1 - ratio).sqrt() * _randn(x.shape, g, x.device)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data.masks import check_mask
+from ..data.masks import check_mask, composite
 from .schedule import NoiseSchedule
 
 
@@ -40,11 +40,6 @@ def mask_condition(known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     check_mask(mask, known, max_hole_ratio=1.0)
     mask = mask.to(known.dtype)
     return torch.cat([to_diffusion(known) * mask, mask], dim=1)
-
-
-def composite(known: torch.Tensor, mask: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
-    """``mask·known + (1 - mask)·sample``: known pixels exactly as given (the library-wide composite)."""
-    return torch.where(mask.to(torch.bool), known, sample)
 
 
 def generator(seed, device) -> torch.Generator:

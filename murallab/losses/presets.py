@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.masks import composite
 from .perceptual import VGG16Features, perceptual_distance, style_distance
 from .pixel import l1_loss, mse_loss
 from .smoothness import edge_loss, total_variation
@@ -121,7 +122,7 @@ class PConvLoss(_Preset):
     def forward(self, pred, target, mask):
         _check_mask(pred, mask)
         mask = mask.to(pred.dtype)
-        comp = mask * target + (1 - mask) * pred
+        comp = composite(target, mask, pred)
         feats = {}
 
         def vgg():  # features of output, composite and target, computed once for both VGG terms

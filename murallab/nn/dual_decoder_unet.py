@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.masks import composite
 from .blocks import EncoderDecoder, ResBlock, pad_to_multiple
 
 
@@ -69,5 +70,4 @@ class DualDecoderUNet(EncoderDecoder):
         """Keep the input wherever no damage is predicted: ``known = damage_prob < threshold``,
         ``out = known · corrupted + (1 - known) · image``. Shapes as ``forward``; all in [0, 1].
         """
-        known = (damage_prob < threshold).to(corrupted.dtype)
-        return known * corrupted + (1 - known) * image
+        return composite(corrupted, damage_prob < threshold, image)

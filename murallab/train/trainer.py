@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .. import metrics
 from .._device import device as pick_device
+from ..data.masks import composite as _composite
 from ..nn import DualDecoderUNet
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -81,7 +82,7 @@ def composite(out, batch: dict, threshold: float = 0.1) -> torch.Tensor:
     if isinstance(out, tuple):
         image, damage = out
         return DualDecoderUNet.composite(batch.get("corrupted", batch["masked"]), image, damage, threshold)
-    return (batch["mask"] * batch["image"] + (1 - batch["mask"]) * out).clamp(0, 1)
+    return _composite(batch["image"], batch["mask"], out.clamp(0, 1))
 
 
 def _to(batch: dict, device) -> dict:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.measure import label
 
-from murallab.data import check_mask, hole_ratio, random_walk_mask, random_walk_masks
+from murallab.data import check_mask, composite, hole_ratio, random_walk_mask, random_walk_masks
 from murallab.data.masks import _random_walk_steps, _render
 
 
@@ -274,3 +274,20 @@ def test_check_mask_rejects_non_tensor():
     """A numpy array is a TypeError."""
     with pytest.raises(TypeError):
         check_mask(np.ones((1, 8, 8)))
+
+
+def test_composite_is_the_blend_with_exact_known_pixels_and_hole_only_gradients():
+    """composite(known, mask, fill) = mask·known + (1 - mask)·fill (the blend, computed another way); known pixels
+    stay bit for bit even under a NaN fill (the blend gives 0·NaN = NaN); the fill gets gradient only in the holes."""
+    g = torch.Generator().manual_seed(0)
+    known = torch.rand(2, 3, 16, 16, generator=g).half()
+    mask = (torch.rand(2, 1, 16, 16, generator=g) > 0.3).half()
+    fill = torch.rand(2, 3, 16, 16, generator=g, requires_grad=True)
+    out = composite(known.float(), mask, fill)
+    torch.testing.assert_close(out, mask.float() * known.float() + (1 - mask.float()) * fill, rtol=0, atol=0)
+    nan = composite(known, mask, torch.full_like(known, float("nan")))
+    assert torch.equal(nan[mask.expand_as(known) == 1], known[mask.expand_as(known) == 1])
+    assert nan[mask.expand_as(known) == 0].isnan().all()
+    out.sum().backward()
+    assert torch.equal(fill.grad, (1 - mask.float()).expand_as(fill))
+    assert composite(known[0], mask[0], fill[0]).shape == (3, 16, 16)  # unbatched
