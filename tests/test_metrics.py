@@ -159,3 +159,29 @@ def test_evaluate_and_errors(pair):
         metrics.psnr(pred, gt[:, :, :-1])
     with pytest.raises(ValueError, match="size"):
         metrics.ssim(pred, gt, mask[..., :-1])
+
+
+@pytest.mark.parametrize("sigma", [0.7, 2.0, 4.0])
+def test_blurred_truth_is_scipys_gaussian_in_the_holes(pair, sigma):
+    """The ruler's oracle = scikit-image's Gaussian filter (mirror borders, truncated at 3σ) inside the holes and
+    the truth outside; its scores fall as σ grows."""
+    from skimage.filters import gaussian
+    target, _, mask = pair[:3]
+    out = metrics.blurred_truth(target, mask, sigma)
+    ref = torch.from_numpy(np.stack([gaussian(t.permute(1, 2, 0).double().numpy(), sigma=sigma, mode="mirror",
+                                              truncate=math.ceil(3 * sigma) / sigma, channel_axis=-1)
+                                     for t in target])).permute(0, 3, 1, 2).to(target.dtype)
+    hole = (mask == 0).expand_as(target)
+    torch.testing.assert_close(out[hole], ref[hole], atol=1e-5, rtol=0)
+    assert torch.equal(out[~hole], target[~hole])
+    sharper = metrics.blurred_truth(target, mask, sigma / 2)
+    assert metrics.psnr(sharper, target) > metrics.psnr(out, target)
+    assert metrics.ssim(sharper, target) > metrics.ssim(out, target)
+
+
+def test_blurred_truth_rejects_bad_sigma_and_masks(pair):
+    target, _, mask = pair[:3]
+    with pytest.raises(ValueError, match="sigma"):
+        metrics.blurred_truth(target, mask, 0)
+    with pytest.raises(ValueError, match="size"):
+        metrics.blurred_truth(target, mask[..., :-1], 2.0)
