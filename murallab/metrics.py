@@ -45,7 +45,6 @@ import math
 
 import numpy as np
 import torch
-
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from .data.masks import check_mask, composite
