@@ -173,8 +173,8 @@ def main():
                 tp, fp, fn = (pred & truth).sum().item(), (pred & ~truth).sum().item(), (~pred & truth).sum().item()
                 detection[f"iou@{t}"] = tp / max(tp + fp + fn, 1)
                 detection[f"f1@{t}"] = 2 * tp / max(2 * tp + fp + fn, 1)
-            show_images([photo, prob, (~truth).float()], ["photograph", "P(damage)", "hand-labelled"], size=4
-                        ).savefig(args.out / "detection.png")
+            show_images([photo, prob, truth.float()], ["photograph", "P(damage), white = damage",
+                         "hand-labelled damage (white)"], size=4).savefig(args.out / "detection.png")
 
     t, o = results["telea"], results["murallab"]
     summary = {"psnr_gain_over_telea": o["psnr"] - t["psnr"], "ssim_gain_over_telea": o["ssim"] - t["ssim"]}

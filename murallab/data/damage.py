@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .masks import composite
 from .synthetic import PALETTE
 
 _EARTH = (0.62, 0.50, 0.36)  # a tan ground, the darker end of exposed plaster
@@ -52,7 +53,7 @@ def paint_damage(image: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> t
     rim = (F.max_pool2d(mask.to(image.dtype), 5, 1, 2) > 0).float() * hole  # holes within 2 px of paint
     rim = rim * (torch.rand(b, 1, 1, 1, generator=g) < 0.6)  # not every flake has a pale edge
     damage = (base + mottle + grain - 0.25 * grit + 0.12 * rim).clamp(0, 1).to(image.dtype)
-    out = mask * image + hole * damage
+    out = composite(image, mask, damage)
     return out[0] if single else out
 
 
