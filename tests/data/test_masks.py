@@ -52,6 +52,19 @@ def test_hole_fractions_spread_over_the_range():
     assert 0.2 < r.mean() < 0.3
 
 
+@pytest.mark.parametrize("size,n,rng_", [(64, 1000, (0.1, 0.4)), (256, 300, (0.1, 0.4)), (512, 150, (0.1, 0.4)),
+                                         (128, 500, (0.01, 0.05)), (128, 500, (0.5, 0.9))])
+def test_hole_fractions_are_uniform_over_the_range(size, n, rng_):
+    """Each mask aims at its own target drawn from U(lo, hi), so the fractions follow that uniform law: SciPy's
+    Kolmogorov-Smirnov test does not reject it (a generator that only lands *inside* the range is rejected:
+    its fractions pile up low, mean 0.224 at (0.1, 0.4))."""
+    from scipy.stats import kstest
+    lo, hi = rng_
+    r = _hole_counts(random_walk_masks(n, size, hole_ratio=rng_, seed=11)) / size**2
+    assert kstest(r, "uniform", args=(lo, hi - lo)).pvalue > 1e-3
+    assert abs(r.mean() - (lo + hi) / 2) < 4 * (hi - lo) / np.sqrt(12 * n)  # 4 standard errors
+
+
 def test_many_seeds_each_in_range():
     """Masks drawn one at a time with 50 different int seeds all land in (0.3, 0.35)."""
     for s in range(50):
@@ -117,10 +130,11 @@ def test_masks_are_strokes_not_salt_noise():
         holes = m[k, 0].numpy() == 0
         n_comp = label(holes, connectivity=2).max()
         assert n_comp < holes.sum() / 10, (k, n_comp, holes.sum())
-        # And the holes are not isolated pixels: most hole pixels have a hole 4-neighbour on each axis.
+        # And the holes are not isolated pixels: most hole pixels have hole 4-neighbours on both sides along an
+        # axis (about 0.12 of them for i.i.d. noise at 25 %; a crack-heavy mask at 64 px, 3 px wide, has 0.79)
         p = np.pad(holes, 1)
         inner = holes & p[:-2, 1:-1] & p[2:, 1:-1] | holes & p[1:-1, :-2] & p[1:-1, 2:]
-        assert inner.sum() > 0.8 * holes.sum()
+        assert inner.sum() > 0.7 * holes.sum()
 
 
 def test_same_target_salt_noise_would_fail_the_stroke_check():
