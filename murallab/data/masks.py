@@ -244,13 +244,13 @@ def _fill_masks(known: np.ndarray, lo: float, hi: float, rng) -> None:
         stop = np.minimum(np.searchsorted(key, m * (2.0 * area) + targets[todo]), last)
         lo_k, hi_k = first - 1, last + 1  # the right stop lies strictly between these
         below = np.ones((len(m), height + 2 * _MAX_RADIUS, width + 2 * _MAX_RADIUS), dtype=bool)  # at lo_k
+        step = np.arange(len(b))
         active, failed, first_try = m, [], True
         while len(active):
             # ...render the masks still open and count their holes: the stamps after lo_k, drawn onto the
             # canvas rendered at lo_k (every stop tried lies above it).
             slot = np.full(len(m), -1)  # canvas of each open mask
             slot[active] = np.arange(len(active))
-            step = np.arange(len(b))
             keep = (slot[b] >= 0) & (step > lo_k[b]) & (step <= stop[b])
             padded = below[active]
             drawn = _render(slot[b], y, x, r, keep, len(active), height, width, canvas=padded)
