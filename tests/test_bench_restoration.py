@@ -16,7 +16,7 @@ from murallab.data import load_image, make_mural, save_image, save_mask
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bench(*args) -> dict:
+def bench(*args) -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, str(REPO / "bench" / "restoration.py"), *map(str, args)], cwd=REPO,
                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert out.returncode == 0, out.stderr[-3000:]
