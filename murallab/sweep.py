@@ -31,6 +31,8 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from ._atomic import atomic_path, write_text
+
 
 def load_grid(path) -> list[tuple[str, dict]]:
     """``[(run name, parameters), ...]`` from a grid file (see the module docstring)."""
@@ -66,10 +68,10 @@ def _run_one(notebook: Path, folder: Path, params: dict, kernel: str, timeout: i
     import papermill as pm
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "params.json").write_text(json.dumps(params, indent=2, default=str))
+    write_text(folder / "params.json", json.dumps(params, indent=2, default=str))
     (folder / "error.txt").unlink(missing_ok=True)
     status = {"status": "running", "params": params, "started": time.time()}
-    (folder / "status.json").write_text(json.dumps(status, default=str))
+    write_text(folder / "status.json", json.dumps(status, default=str))
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(notebook), str(folder / "notebook.ipynb"),
@@ -83,8 +85,18 @@ def _run_one(notebook: Path, folder: Path, params: dict, kernel: str, timeout: i
         (folder / "error.txt").write_text("\n\n".join(lines) + "\n")
         status.update(status="failed", error=lines[0])
     status["seconds"] = time.perf_counter() - t0
-    (folder / "status.json").write_text(json.dumps(status, indent=2, default=str))
+    write_text(folder / "status.json", json.dumps(status, indent=2, default=str))
     return status
+
+
+def _read_json(path: Path):
+    """The JSON in ``path``; ``None`` if there is no file, ``ValueError`` (naming it) if it is not valid JSON."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -98,27 +110,33 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _load_run(folder: Path) -> tuple[dict, dict]:
+    """``(status, metrics)`` of one run folder; an unreadable file makes the run "failed", with the reason."""
+    status, metrics = {}, {}
+    try:
+        status = _read_json(folder / "status.json") or {}
+        if status.get("status") == "done":
+            metrics = _read_json(folder / "metrics.json") or {}
+    except ValueError as e:
+        status = {**status, "status": "failed", "error": str(e)}
+    return status, metrics
+
+
 def collect(out_dir, runs: list[tuple[str, dict]]) -> list[dict]:
     """One row per run: name, status, seconds, its parameters and its metrics; written to ``results.csv``."""
     out_dir = Path(out_dir)
     rows = []
     for name, params in runs:
-        folder = out_dir / name
-        status = json.loads((folder / "status.json").read_text()) if (folder / "status.json").exists() else {}
-        metrics_file = folder / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() and status.get("status") == "done" \
-            else {}
+        status, metrics = _load_run(out_dir / name)
         rows.append({"run": name, "status": status.get("status", "missing"),
                      "seconds": round(status.get("seconds", 0.0), 1), "error": status.get("error", ""),
                      **{f"param.{k}": v for k, v in _flat(params).items()},
                      **{f"metric.{k}": v for k, v in _flat(metrics).items()}})
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = out_dir / ".results.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(out_dir / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, columns)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(out_dir / "results.csv")
     return rows
 
 
@@ -157,11 +175,8 @@ def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", t
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = []
     for name, params in runs:
-        status_file = out_dir / name / "status.json"
-        done = status_file.exists() and json.loads(status_file.read_text()).get("status") == "done"
-        same = done and json.loads((out_dir / name / "params.json").read_text()) == json.loads(
-            json.dumps(params, default=str))
-        if not same:
+        status, _ = _load_run(out_dir / name)
+        if status.get("status") != "done" or status.get("params") != json.loads(json.dumps(params, default=str)):
             todo.append((name, params))
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(total=len(todo), desc="sweep") as bar:

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from murallab import cli
-from murallab.sweep import load_grid
+from murallab.sweep import collect, load_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,3 +101,23 @@ def test_example_grid_is_valid():
     runs = load_grid(REPO / "configs" / "sweeps" / "loss_ablation.yaml")
     assert [n for n, _ in runs] == ["pconv", "pconv_ssim", "pconv_ssim_edge"]
     assert all((REPO / "notebooks" / p["preset"]).resolve().is_file() for _, p in runs)
+
+
+def test_broken_files_fail_that_run_and_a_rerun_repairs_it(notebook, tmp_path):
+    """An unreadable metrics.json or status.json (a notebook's bug, a run cut off mid-write) makes that run
+    "failed" in results.csv, with the file named; the others are kept, and the next sweep runs it again."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("grid: {x: [1, 2, 4]}\n")
+    out = tmp_path / "sweep"
+    args = ["sweep", str(notebook), "--grid", str(grid), "--out", str(out)]
+    assert cli.main(args) == 0
+    (out / "x-1" / "status.json").write_text("")
+    (out / "x-2" / "metrics.json").write_text('{"y": 4')
+    rows = {r["run"]: r for r in collect(out, load_grid(grid))}
+    assert rows["x-1"]["status"] == "failed" and "status.json is not valid JSON" in rows["x-1"]["error"]
+    assert rows["x-2"]["status"] == "failed" and "metrics.json is not valid JSON" in rows["x-2"]["error"]
+    assert rows["x-4"]["status"] == "done" and rows["x-4"]["metric.y"] == 8
+    assert cli.main(args) == 0
+    assert sorted(executions(tmp_path)) == [1, 1, 2, 2, 4]  # only the broken runs ran again
+    rows = {r["run"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert [float(rows[n]["metric.y"]) for n in ("x-1", "x-2", "x-4")] == [2, 4, 8]

@@ -8,12 +8,13 @@ the file you read: ``hole_value=0`` (black = hole, white = valid: DLCV-2019 and 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from .._atomic import atomic_path
 
 __all__ = ["IMAGE_SUFFIXES", "load_image", "load_mask", "save_image", "save_mask", "list_images"]
 
@@ -91,10 +92,8 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
 def _save(img: Image.Image, path) -> None:
     """Write atomically (temp file + rename) so an interrupted run never leaves a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
 
 
 def save_image(image: torch.Tensor, path) -> None:

@@ -22,19 +22,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._atomic import atomic_path
 from ..nn import build_model
 
 
 def save_checkpoint(path, **parts) -> Path:
     """Write ``parts`` (see the module docstring) to ``path`` atomically; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(parts, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
     return path
 
 

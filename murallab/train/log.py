@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid
 
+from .._atomic import write_text
+
 
 class RunLog:
     """``log.scalars(step, {"train/loss": 0.1, ...})``, ``log.images(step, tag, tensors)``, ``log.close()``.
@@ -70,9 +72,7 @@ class RunLog:
 
     def flush(self) -> None:
         if self.enabled:
-            tmp = self.out / ".metrics.json.tmp"
-            tmp.write_text(json.dumps(self.history))
-            tmp.replace(self.out / "metrics.json")
+            write_text(self.out / "metrics.json", json.dumps(self.history))
             if self.tb is not None:
                 self.tb.flush()
 
