@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import metrics
+from ._atomic import write_text
 from .data import check_mask, list_images, load_image, load_mask
 
 COLUMNS = ("mse", "psnr", "ssim", "mse_hole", "psnr_hole", "ssim_hole", "legacy_dlcv_mse")
@@ -101,7 +102,6 @@ def evaluate_command(args) -> int:
         return 2
     print(format_table(result))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(dict(result, note=LEGACY_NOTE), indent=2))
+        write_text(args.json, json.dumps(dict(result, note=LEGACY_NOTE), indent=2))
         print(f"\nscores written to {args.json}")
     return 0
