@@ -74,9 +74,12 @@ def _run_one(notebook: Path, folder: Path, params: dict, kernel: str, timeout: i
     write_text(folder / "status.json", json.dumps(status, default=str))
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(notebook), str(folder / "notebook.ipynb"),
+        # The kernel starts in the notebook's folder. Not papermill's ``cwd=``: that calls ``os.chdir``, which is
+        # process-wide, so with ``--jobs 2`` one thread's chdir back moves the other's kernel and relative paths.
+        pm.execute_notebook(str(notebook.resolve()), str((folder / "notebook.ipynb").resolve()),
                             parameters={**params, "output_dir": str(folder.resolve())}, kernel_name=kernel,
-                            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout)
+                            resources={"metadata": {"path": str(notebook.resolve().parent)}},
+                            progress_bar=False, execution_timeout=timeout)
         status.update(status="done")
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
         lines = [f"{type(e).__name__}: {getattr(e, 'ename', '')} {getattr(e, 'evalue', e)}".strip()]

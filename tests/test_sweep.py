@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -53,7 +54,9 @@ def test_grid_forms(tmp_path):
         load_grid(g)
 
 
-def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys):
+def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys, monkeypatch):
+    chdirs, here = [], os.getcwd()  # the process-wide cwd must stay put: worker threads share it
+    monkeypatch.setattr("os.chdir", lambda path: chdirs.append(str(path)))
     grid = tmp_path / "grid.yaml"
     grid.write_text("fixed: {scale: 10}\ngrid: {x: [1, 2, 3]}\n")
     out = tmp_path / "sweep"
@@ -64,7 +67,9 @@ def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys):
     assert rows["x-1"]["status"] == "done" and float(rows["x-1"]["metric.y"]) == 10
     assert float(rows["x-2"]["metric.y"]) == 20 and rows["x-2"]["param.scale"] == "10"
     assert rows["x-3"]["status"] == "failed" and "broken point" in (out / "x-3" / "error.txt").read_text()
-    assert json.loads((out / "x-1" / "metrics.json").read_text())["cwd"] == str(notebook.parent)  # right cwd
+    for run in ("x-1", "x-2"):  # every kernel starts in the notebook's folder
+        assert json.loads((out / run / "metrics.json").read_text())["cwd"] == str(notebook.parent)
+    assert set(chdirs) <= {here}  # papermill's file handler "changes" to the cwd it already has; nothing else
     assert (out / "x-2" / "notebook.ipynb").exists() and (out / "summary.png").exists()
     assert sorted(executions(tmp_path)) == [1, 2, 3]
 
