@@ -27,6 +27,7 @@ import torch
 
 from murallab import device as pick_device
 from murallab import metrics
+from murallab._atomic import write_text
 from murallab.data import list_images, load_image, make_mural, paint_damage, random_walk_masks, sample_patches
 from murallab.diffusion import (CallCounter, NoiseSchedule, TimeUNet, ddim_sample, ddpm_sample, mask_condition,
                                 multiscale_sample, repaint, repaint_plan, train_diffusion, train_multiscale)
@@ -89,13 +90,15 @@ def main():
     p.add_argument("--base", type=int, default=32)
     p.add_argument("--train-steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--n-test", type=int, default=16)
+    p.add_argument("--n-test", type=int, default=16, help="held-out patches, 4 per mural: a multiple of 4")
     p.add_argument("--repaint", type=int, nargs=3, default=[250, 10, 10], metavar=("STEPS", "JUMP", "RESAMPLE"))
     p.add_argument("--murals", default=None, help="folder of real murals for a second test set")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for tiny nets here)")
     p.add_argument("--out", default="runs/bench_diffusion")
     args = p.parse_args()
+    if args.n_test < 4 or args.n_test % 4:
+        p.error(f"--n-test must be a positive multiple of 4 (4 patches per held-out mural), got {args.n_test}")
     args.scales = [args.size // 2, args.size]
     torch.set_num_threads(args.threads)
     dev = pick_device(args.device)
@@ -135,7 +138,7 @@ def main():
                           for q in paths])
         rmask = random_walk_masks(len(real), s, hole_ratio=(0.15, 0.3), seed=8)
         results["murals"] = evaluate(f"{args.murals} patches", real, rmask, models, schedule, args, dev)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_text(out / "results.json", json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from murallab import metrics  # noqa: E402
+from murallab._atomic import write_text  # noqa: E402
 from murallab.classical import navier_stokes, push_pull, telea  # noqa: E402
 from murallab.data import (MuralPatchDataset, PaintedDamage, PairedAugment, load_image, load_mask,  # noqa: E402
                            patch_positions, random_walk_masks)
@@ -182,7 +183,7 @@ def main():
     ruler = {sigma: scores(metrics.blurred_truth(images, masks, sigma), images, masks) for sigma in (1, 2, 4, 8)}
     report = {"held_out_patches": len(images), "results": results, "ruler": ruler, "summary": summary,
               "detection": detection, "args": {k: str(v) for k, v in vars(args).items()}}
-    (args.out / "results.json").write_text(json.dumps(report, indent=2))
+    write_text(args.out / "results.json", json.dumps(report, indent=2))
     print(f"\n{len(images)} held-out {args.patch}px patches, holes 10-40 %:")
     print(f"{'method':<16}{'PSNR':>8}{'SSIM':>8}{'hole PSNR':>11}")
     for name, r in results.items():

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from murallab._atomic import write_text
 from murallab.data import list_images, load_image, patch_positions, random_walk_mask, save_image, save_mask
 from murallab.data.patches import upscale_to_patch
 
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
             save_image(image[:, t:t + p, l:l + p], args.out / "patches" / name)
             save_mask(random_walk_mask(p, hole_ratio=tuple(args.hole_ratio), seed=rng), args.out / "masks" / name)
             manifest["patches"].append({"file": name, "source": path.name, "top": t, "left": l})
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_text(args.out / "manifest.json", json.dumps(manifest, indent=1))
     print(f"wrote {len(manifest['patches'])} patches and masks from {len(images)} murals to {args.out}")
     return 0
 
