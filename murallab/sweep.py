@@ -22,10 +22,12 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -167,10 +169,26 @@ def summary_plot(out_dir, rows: list[dict], metric: str | None = None):
     return key[7:]
 
 
+@contextmanager
+def _threads_per_kernel(jobs: int):
+    """While ``jobs`` kernels run at once, each gets ``cores // jobs`` CPU threads through ``OMP_NUM_THREADS`` (torch
+    reads it at import), unless the user set it. Uncapped, every kernel takes a thread per core: notebook 04's loss
+    ablation with ``--jobs 2`` on 2 cores took 88-97 s that way, against 37-40 s capped (BENCHMARKS.md)."""
+    if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // jobs))
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
+
+
 def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", timeout: int = 1800,
           metric: str | None = None) -> list[dict]:
     """Run ``notebook`` over ``grid`` into ``out_dir`` (resumable); returns the result rows."""
-    # absolute paths: papermill changes the process's working directory while a notebook runs
+    # absolute paths, so that no run depends on the process's working directory
     notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")
@@ -182,7 +200,8 @@ def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", t
         if status.get("status") != "done" or status.get("params") != json.loads(json.dumps(params, default=str)):
             todo.append((name, params))
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(total=len(todo), desc="sweep") as bar:
+    with _threads_per_kernel(jobs), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, \
+            tqdm(total=len(todo), desc="sweep") as bar:
         futures = {pool.submit(_run_one, notebook, out_dir / n, p, kernel, timeout): n for n, p in todo}
         for fut in as_completed(futures):
             status = fut.result()

@@ -25,7 +25,9 @@ def notebook(tmp_path):
             "import json, pathlib\n"
             f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}}\\n')\n"
             "assert x != 3, 'x = 3 is the broken point'\n"
-            "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'y': scale * x, 'cwd': str(pathlib.Path.cwd())}))"),
+            "import os\n"
+            "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps(\n"
+            "    {'y': scale * x, 'cwd': str(pathlib.Path.cwd()), 'threads': os.environ.get('OMP_NUM_THREADS')}))"),
     ])
     nb.metadata = {"kernelspec": {"name": "murallab", "display_name": "Python (murallab)", "language": "python"}}
     (tmp_path / "nbs").mkdir()
@@ -69,6 +71,9 @@ def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys, monkeypatch
     assert rows["x-3"]["status"] == "failed" and "broken point" in (out / "x-3" / "error.txt").read_text()
     for run in ("x-1", "x-2"):  # every kernel starts in the notebook's folder
         assert json.loads((out / run / "metrics.json").read_text())["cwd"] == str(notebook.parent)
+    cores = len(os.sched_getaffinity(0))  # two kernels at once share the cores instead of each taking all of them
+    assert json.loads((out / "x-1" / "metrics.json").read_text())["threads"] == str(max(1, cores // 2))
+    assert "OMP_NUM_THREADS" not in os.environ  # and the sweep leaves this process's environment as it was
     assert set(chdirs) <= {here}  # papermill's file handler "changes" to the cwd it already has; nothing else
     assert (out / "x-2" / "notebook.ipynb").exists() and (out / "summary.png").exists()
     assert sorted(executions(tmp_path)) == [1, 2, 3]
@@ -81,8 +86,10 @@ def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys, monkeypatch
 
     # Changed parameters make a finished run stale: it runs again.
     grid.write_text("fixed: {scale: 100}\ngrid: {x: [1]}\n")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a thread count the user chose is kept
     assert cli.main(args) == 0
     assert executions(tmp_path)[-1] == 1
+    assert json.loads((out / "x-1" / "metrics.json").read_text())["threads"] == "3"
     assert float(next(csv.DictReader(open(out / "results.csv")))["metric.y"]) == 100
 
 
