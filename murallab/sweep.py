@@ -66,7 +66,7 @@ def load_grid(path) -> list[tuple[str, dict]]:
 
 
 def _run_one(notebook: Path, folder: Path, params: dict, kernel: str, timeout: int) -> dict:
-    """Execute one point; returns its status dict (also written to ``status.json``)."""
+    """Execute one point (``notebook`` and ``folder`` absolute); returns its status dict (also in ``status.json``)."""
     import papermill as pm
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,9 +78,9 @@ def _run_one(notebook: Path, folder: Path, params: dict, kernel: str, timeout: i
     try:
         # The kernel starts in the notebook's folder. Not papermill's ``cwd=``: that calls ``os.chdir``, which is
         # process-wide, so with ``--jobs 2`` one thread's chdir back moves the other's kernel and relative paths.
-        pm.execute_notebook(str(notebook.resolve()), str((folder / "notebook.ipynb").resolve()),
-                            parameters={**params, "output_dir": str(folder.resolve())}, kernel_name=kernel,
-                            resources={"metadata": {"path": str(notebook.resolve().parent)}},
+        pm.execute_notebook(str(notebook), str(folder / "notebook.ipynb"),
+                            parameters={**params, "output_dir": str(folder)}, kernel_name=kernel,
+                            resources={"metadata": {"path": str(notebook.parent)}},
                             progress_bar=False, execution_timeout=timeout)
         status.update(status="done")
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on

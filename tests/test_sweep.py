@@ -59,6 +59,7 @@ def test_grid_forms(tmp_path):
 def test_sweep_runs_collects_and_resumes(notebook, tmp_path, capsys, monkeypatch):
     chdirs, here = [], os.getcwd()  # the process-wide cwd must stay put: worker threads share it
     monkeypatch.setattr("os.chdir", lambda path: chdirs.append(str(path)))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as in a shell that never set it
     grid = tmp_path / "grid.yaml"
     grid.write_text("fixed: {scale: 10}\ngrid: {x: [1, 2, 3]}\n")
     out = tmp_path / "sweep"
