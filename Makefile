@@ -13,9 +13,10 @@ TUTORIAL := runs/tutorial
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the library with its course tools (notebooks, papermill) and test references, torch pinned to the proven pair
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[course,test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (murallab)"
 	$(BIN)/python -c "import torch, torchvision; print('murallab: torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $@
