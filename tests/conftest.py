@@ -5,7 +5,8 @@ files that murallab did not write. Each builder returns a :class:`FakeLayout` ho
 (the uint8 arrays written and the boolean hole maps) so tests can check what the datasets load.
 
 Builders are exposed as fixtures (``make_dlcv``, ``make_kaggle``, ``make_mural_folder``) because the
-suite runs with ``--import-mode=importlib``, where ``conftest`` cannot be imported by name.
+suite runs with ``--import-mode=importlib``, where ``conftest`` cannot be imported by name. So is the one
+tolerance rule for comparing two different computations of the same value (``up_to_rounding``, below).
 """
 
 from __future__ import annotations
@@ -144,3 +145,51 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --- equal up to rounding: the one tolerance rule --------------------------------------------------------------
+
+class UpToRounding:
+    """Two *different* computations of one value (a convolution with a fused bias against a convolution and then a
+    multiply-add, a vectorised formula against a loop) agree up to rounding, not bit for bit, and which pairs happen
+    to be bit-exact depends on the CPU's kernels (DESIGN.md, "Environment facts"). Bit-exactness is asserted only
+    where the same computation runs twice, or where values are copied, selected or integer.
+
+    The rule, written once::
+
+        |actual - expected| <= 8 · eps · K · scale
+
+    ``eps`` is the machine epsilon of the coarser of the two dtypes, ``K`` the number of terms summed into one value
+    (``C_in·kH·kW`` for a convolution, ``N`` for a mean of ``N`` numbers, 1 for a few elementwise operations) and
+    ``scale`` the size of the values, by default ``max(1, max |expected|)``. That is a few ulps per term: a wrong
+    formula (a missing window factor, a shifted window, a lost bias) misses by orders of magnitude more.
+    """
+
+    ulps = 8
+
+    def atol(self, dtype: torch.dtype, terms: int = 1, scale: float = 1.0) -> float:
+        """The absolute tolerance ``8 · eps(dtype) · terms · scale``."""
+        return self.ulps * torch.finfo(dtype).eps * terms * scale
+
+    def __call__(self, actual, expected, *, terms: int, scale: float | None = None, what: str = "") -> None:
+        """Assert ``actual`` equals ``expected`` (tensors, arrays or numbers of one shape) up to rounding."""
+        actual, expected = (torch.as_tensor(v, dtype=torch.float64 if isinstance(v, float) else None)
+                            for v in (actual, expected))  # a Python float is a double
+        floats = [t.dtype for t in (actual, expected) if t.is_floating_point()]
+        if not floats:
+            raise TypeError("integer and boolean values are compared exactly (torch.equal), not up to rounding")
+        dtype = max(floats, key=lambda d: torch.finfo(d).eps)
+        if scale is None:
+            scale = max(1.0, float(expected.detach().abs().max())) if expected.numel() else 1.0
+        atol = self.atol(dtype, terms, scale)
+        rule = (f"{what + ': ' if what else ''}equal up to rounding: |diff| <= 8·eps·K·scale = 8 × "
+                f"{torch.finfo(dtype).eps:.3g} ({dtype}) × {terms} × {scale:.3g} = {atol:.3g}")
+        torch.testing.assert_close(actual, expected, rtol=0, atol=atol, check_dtype=False,
+                                   msg=lambda details: f"{rule}\n{details}")
+
+
+@pytest.fixture(scope="session")
+def up_to_rounding() -> UpToRounding:
+    """``up_to_rounding(actual, expected, terms=K)`` asserts ``|actual - expected| <= 8·eps·K·scale`` (see
+    :class:`UpToRounding`); ``up_to_rounding.atol(dtype, terms, scale)`` is that tolerance as a number."""
+    return UpToRounding()

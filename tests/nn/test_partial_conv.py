@@ -42,8 +42,10 @@ def random_mask(b, c, h, w, p_hole, seed):
 ])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("multi_channel", [False, True])
-def test_matches_formula(kernel, stride, padding, dilation, bias, multi_channel):
-    """Random masks with 30 % and 80 % holes (so some windows see nothing), odd sizes, float64, within 1e-6."""
+def test_matches_formula(kernel, stride, padding, dilation, bias, multi_channel, up_to_rounding):
+    """Random masks with 30 % and 80 % holes (so some windows see nothing), odd sizes, float64: equal up to
+    rounding (8·eps·K, K = C_in·kh·kw terms per window; a missing sum(1)/sum(M) factor or a shifted window misses
+    by ~1, 10^9 times the tolerance)."""
     torch.manual_seed(0)
     layer = PartialConv2d(4, 6, kernel, stride, padding, dilation, bias=bias, multi_channel=multi_channel).double()
     if bias:
@@ -54,33 +56,36 @@ def test_matches_formula(kernel, stride, padding, dilation, bias, multi_channel)
         y, new_mask = layer(x, mask)
         y_ref, m_ref = reference(layer, x, mask)
         assert y.shape == y_ref.shape and new_mask.shape == m_ref.shape
-        assert torch.equal(new_mask, m_ref)
-        assert (y - y_ref).abs().max().item() < 1e-6
+        assert torch.equal(new_mask, m_ref)  # binary: [sum(M) > 0] of integer window sums
+        up_to_rounding(y, y_ref, terms=layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1],
+                       what=f"p_hole={p_hole}")
 
 
-def test_window_factor_is_sum_of_ones():
+def test_window_factor_is_sum_of_ones(up_to_rounding):
     """A constant image of 1 seen through one known pixel of a 3×3 window gives W·1·9/1, not W·1/1 (naoto0804)."""
     layer = PartialConv2d(1, 1, 3, bias=False).double()
     nn.init.constant_(layer.weight, 1.0)
     mask = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
     mask[..., 1, 1] = 1
     y, _ = layer(torch.ones(1, 1, 3, 3, dtype=torch.float64), mask)
-    assert y.item() == 9.0
+    up_to_rounding(y, torch.full_like(y, 9.0), terms=9)
     multi = PartialConv2d(2, 1, 3, bias=False, multi_channel=True).double()
     nn.init.constant_(multi.weight, 1.0)
     y, _ = multi(torch.ones(1, 2, 3, 3, dtype=torch.float64), torch.cat([mask, torch.zeros_like(mask)], 1))
-    assert y.item() == 18.0  # sum(1) = C_in·k·k = 18 for a multi-channel mask
+    up_to_rounding(y, torch.full_like(y, 18.0), terms=18)  # sum(1) = C_in·k·k = 18 for a multi-channel mask
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_all_ones_mask_is_exactly_conv2d(dtype):
+def test_all_ones_mask_is_conv2d_up_to_rounding(dtype, up_to_rounding):
+    """With every pixel known the ratio is 1 and the layer is nn.Conv2d, up to rounding: a conv then a multiply-add
+    of the bias is not a conv with a fused bias, and which one matches bit for bit depends on the CPU's kernels."""
     torch.manual_seed(0)
     layer = PartialConv2d(5, 7, 3, stride=2).to(dtype)
     conv = nn.Conv2d(5, 7, 3, stride=2).to(dtype)
     conv.load_state_dict(layer.state_dict())
     x = torch.randn(3, 5, 21, 18, dtype=dtype)
     y, new_mask = layer(x, torch.ones(3, 1, 21, 18, dtype=dtype))
-    assert torch.equal(y, conv(x))
+    up_to_rounding(y, conv(x), terms=5 * 3 * 3)
     assert torch.equal(new_mask, torch.ones_like(new_mask))
 
 
