@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -134,3 +138,101 @@ def test_broken_files_fail_that_run_and_a_rerun_repairs_it(notebook, tmp_path):
     assert sorted(executions(tmp_path)) == [1, 1, 2, 2, 4]  # only the broken runs ran again
     rows = {r["run"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert [float(rows[n]["metric.y"]) for n in ("x-1", "x-2", "x-4")] == [2, 4, 8]
+
+
+def _sweep_process(args: list[str], *, prelude: str = "") -> subprocess.Popen:
+    """``murallab sweep ARGS`` in a process of its own session, as a terminal runs it; SIGINT raises
+    KeyboardInterrupt there even when this test runs with SIGINT ignored (a background job in a script)."""
+    code = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + prelude +
+            "from murallab import cli\nsys.exit(cli.main(['sweep'] + sys.argv[1:]))")
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")  # a zombie nobody reaps (no init in a container) has ended too
+    return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def test_ctrl_c_stops_the_kernel_and_leaves_consistent_results(tmp_path):
+    """Ctrl-C in the middle of a run: the kernel stops at once (its cell would sleep 10 minutes), the queued run is
+    not started, results.csv lists the finished run as done and the stopped one as interrupted, and the command
+    says so in one line and exits 130, without a traceback."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1\noutput_dir = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json, os, pathlib, time\n"
+            f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}} {{os.getpid()}}\\n')\n"
+            "if x == 2:\n    time.sleep(600)\n"
+            "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'y': 2 * x}))"),
+    ])
+    nb.metadata = {"kernelspec": {"name": "murallab", "display_name": "Python (murallab)", "language": "python"}}
+    nbformat.write(nb, tmp_path / "sleepy.ipynb")
+    (tmp_path / "grid.yaml").write_text("grid: {x: [1, 2, 3]}\n")
+    out = tmp_path / "sweep"
+    log = tmp_path / "executions.log"
+    proc = _sweep_process([str(tmp_path / "sleepy.ipynb"), "--grid", str(tmp_path / "grid.yaml"), "--out", str(out)])
+    kernel_pid = None
+    try:
+        deadline = time.monotonic() + 180  # generous: a busy 2-core machine starts Python and kernels slowly
+        while kernel_pid is None and time.monotonic() < deadline and proc.poll() is None:
+            lines = log.read_text().split("\n")[:-1] if log.exists() else []  # whole lines only
+            kernel_pid = next((int(line.split()[1]) for line in lines if line.startswith("2 ")), None)
+            time.sleep(0.2)
+        assert kernel_pid is not None, f"run x-2 never started (the sweep's exit status: {proc.poll()})"
+        assert json.loads((out / "x-2" / "status.json").read_text())["status"] == "running"
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+        _, err = proc.communicate(timeout=60)  # the old runner waited for the 10-minute cell
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        if kernel_pid and _alive(kernel_pid):
+            os.kill(kernel_pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert took < 45, took
+    assert "Traceback" not in err, err
+    message = [line for line in err.splitlines() if line.startswith("murallab sweep:")]
+    assert len(message) == 1 and message[0].startswith("murallab sweep: interrupted: stopped x-2; 1 of 3 runs done")
+    rows = {r["run"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["x-1"]["status"] == "done" and float(rows["x-1"]["metric.y"]) == 2
+    assert rows["x-2"]["status"] == "interrupted" and rows["x-2"]["metric.y"] == ""
+    assert rows["x-3"]["status"] == "missing" and not (out / "x-3").exists()  # the queued run never started
+    assert json.loads((out / "x-2" / "status.json").read_text())["status"] == "interrupted"
+    assert (out / "x-2" / "error.txt").read_text().startswith("interrupted (Ctrl-C)")
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["1", "2"]
+    for _ in range(50):  # the kernel was shut down, not left running
+        if not _alive(kernel_pid):
+            break
+        time.sleep(0.2)
+    assert not _alive(kernel_pid)
+
+
+def test_sweep_without_papermill_names_the_extra(notebook, tmp_path):
+    """The library does not depend on papermill (it comes with the course extra): one line that says so, exit 2."""
+    (tmp_path / "grid.yaml").write_text("grid: {x: [1]}\n")
+    proc = _sweep_process([str(notebook), "--grid", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "o")],
+                          prelude="sys.modules['papermill'] = None  # installed without the course extra\n")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert [line for line in err.splitlines() if line.startswith("murallab")] == [
+        'murallab sweep: error: the sweep runner needs the course tools: pip install "murallab[course]"']
+    assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_grid_numbers_as_people_write_them(tmp_path):
+    """`lr: [1e-3, 1e-4]` reaches the notebooks as floats (PyYAML alone reads them as strings); a grid with a tab is
+    a one-line error naming the file and the line."""
+    g = tmp_path / "grid.yaml"
+    g.write_text("grid: {lr: [1e-3, 1e-4]}\n")
+    assert [p["lr"] for _, p in load_grid(g)] == [0.001, 0.0001]
+    g.write_text("grid:\n\tlr: [1]\n")
+    with pytest.raises(ValueError, match=r"grid\.yaml, line 2.*tabs"):
+        load_grid(g)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
+import numbers
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.data import Dataset, Subset
 
 from .. import losses
+from .._yaml import load_yaml
 from ..data import MuralPatchDataset, PaintedDamage, PairedAugment, detect_layout, open_dataset
-from ..nn import build_model
+from ..nn import MODELS, build_model
 from .phases import Phase
 from .trainer import TrainConfig
 
@@ -35,13 +37,19 @@ SECTIONS = {"name", "description", "init", "model", "loss", "data", "train", "ph
 def load_config(source) -> dict:
     """A preset as a plain dict with every default filled in; ``source`` is a YAML path or a dict.
 
-    Unknown sections or keys are errors (a typo must not be silently ignored).
+    Unknown sections or keys are errors (a typo must not be silently ignored), and so are model or loss
+    arguments that their constructors do not take, so a bad config fails before any data is built.
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no config at {path}; the presets are in configs/")
-        cfg = yaml.safe_load(path.read_text()) or {}
+        cfg = load_yaml(path)
+        if cfg is None:
+            cfg = {}
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path} holds a {type(cfg).__name__}; expected a mapping of sections "
+                             f"(model:, loss:, phases:, ...)")
         cfg.setdefault("name", path.stem)
     else:
         cfg = copy.deepcopy(source)
@@ -57,19 +65,66 @@ def load_config(source) -> dict:
         raise ValueError(f"unknown data settings {sorted(bad)}; expected some of {sorted(DATA_DEFAULTS)}")
     data.update(cfg.get("data", {}))
     cfg["data"] = data
+    _check_arguments("model", cfg["model"], MODELS)
+    _check_arguments("loss", cfg["loss"], {name: getattr(losses, name) for name in losses.presets.__all__})
     _check_keys("train", cfg.get("train", {}), TrainConfig)
     cfg["train"] = dataclasses.asdict(TrainConfig(**cfg.get("train", {})))
+    if not isinstance(cfg["phases"], list) or not cfg["phases"]:
+        raise ValueError(f"'phases' must be a list of phases such as [{{name: pretrain, lr: 1.0e-3, epochs: 2}}], "
+                         f"got {cfg['phases']!r}")
     for p in cfg["phases"]:
         _check_keys("phase", p, Phase)
     cfg["phases"] = [Phase(**p).to_dict() for p in cfg["phases"]]
     return cfg
 
 
-def _check_keys(what: str, given: dict, cls) -> None:
-    fields = {f.name for f in dataclasses.fields(cls)}
-    bad = set(given) - fields
+# The annotations of TrainConfig and Phase fields that are numbers or flags, and the Python types they accept.
+_TYPES = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,)}
+
+
+def _check_keys(what: str, given, cls) -> None:
+    if not isinstance(given, dict):
+        raise ValueError(f"each {what} must be a mapping of settings, got {given!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    bad = set(given) - set(fields)
     if bad:
         raise ValueError(f"unknown {what} settings {sorted(bad)}; expected some of {sorted(fields)}")
+    for key, value in given.items():
+        annotation = str(fields[key].type).replace(" ", "")
+        optional = annotation.endswith("|None")
+        accepted = _TYPES.get(annotation.removesuffix("|None"))
+        if accepted is None or (optional and value is None):
+            continue
+        if not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool)):
+            expected = {"int": "an integer", "float": "a number", "bool": "true or false"}[
+                annotation.removesuffix("|None")] + (" or null" if optional else "")
+            raise ValueError(f"{what} setting {key!r} must be {expected}, got {value!r}"
+                             + (" (a string: write numbers unquoted)" if isinstance(value, str) else ""))
+
+
+def _check_arguments(section: str, spec, classes: dict) -> None:
+    """``spec`` (``{"name": class name, **constructor arguments}``) names one of ``classes`` and only arguments
+    its constructor takes, with every required one given."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"the '{section}' section must be a mapping with a 'name' (one of {sorted(classes)}), "
+                         f"got {spec!r}")
+    name = spec["name"]
+    if name not in classes:
+        raise ValueError(f"unknown {section} {name!r}; choose one of {sorted(classes)}")
+    params = [p for p in inspect.signature(classes[name]).parameters.values()
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(classes[name]).parameters.values()):
+        return
+    accepted = [p.name for p in params if p.kind != p.POSITIONAL_ONLY]
+    given = [k for k in spec if k != "name"]
+    bad = sorted(set(given) - set(accepted))
+    if bad:
+        raise ValueError(f"{section} {name} does not take {', '.join(map(repr, bad))}; "
+                         f"its arguments are {', '.join(accepted)}")
+    missing = [p.name for p in params if p.default is p.empty and p.name not in given]
+    if missing:
+        raise ValueError(f"{section} {name} needs {', '.join(map(repr, missing))}; its arguments are "
+                         f"{', '.join(accepted)}")
 
 
 def build_loss(spec: dict):

@@ -19,20 +19,39 @@ class RunLog:
     Every scalar row also goes to ``metrics.csv`` (long format: step, tag, value) and ``metrics.json``
     (``{tag: [[step, value], ...]}``), so a notebook or a sweep reads the run without TensorBoard. With
     ``enabled=False`` (DDP ranks other than 0) nothing is written.
+
+    With ``fresh=True`` (a new run) the files an earlier run's log left in ``out_dir`` are removed first, so they do
+    not mix with the new run's: ``metrics.csv``, ``metrics.json`` and ``tensorboard/events.out.tfevents.*``, and
+    nothing else. ``log.removed`` names them.
     """
 
-    def __init__(self, out_dir, *, enabled: bool = True, tensorboard: bool = True):
+    FILES = ("metrics.csv", "metrics.json")
+
+    def __init__(self, out_dir, *, enabled: bool = True, tensorboard: bool = True, fresh: bool = False):
         self.out, self.enabled = Path(out_dir), enabled
         self.history: dict[str, list] = {}
         self.tb = None
+        self.removed: list[str] = []
         if not enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            self.removed = self._remove_old_logs()
         if (self.out / "metrics.json").exists():  # a resumed run continues its history
             self.history = json.loads((self.out / "metrics.json").read_text())
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(self.out / "tensorboard")
+
+    def _remove_old_logs(self) -> list[str]:
+        stale = [self.out / name for name in self.FILES]
+        stale += sorted((self.out / "tensorboard").glob("events.out.tfevents.*"))
+        removed = []
+        for path in stale:
+            if path.is_file():
+                path.unlink()
+                removed.append(str(path.relative_to(self.out)))
+        return removed
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
