@@ -183,3 +183,78 @@ def test_check_dataset_inverted_masks(tmp_path, make_dlcv, check_main, capsys):
     assert check_main([str(fake.root)]) == 1
     assert "hole_value=255" in capsys.readouterr().out
     assert check_main([str(fake.root), "--hole-value", "255"]) == 0
+
+
+# --- check_dataset.py on every layout murallab train accepts, and on corrupt files ---------------------
+
+def _problem_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("problem:")]
+
+
+def test_check_dataset_plain_folder_passes(tmp_path, make_mural_folder, check_main, capsys):
+    """A plain folder of murals (what `murallab train --data DIR` reads with MuralPatchDataset) is detected and
+    passes: exit 0, both files counted and readable, OK."""
+    make_mural_folder(tmp_path / "murals")  # 96x128 PNG and 80x80 JPEG
+    assert check_main([str(tmp_path / "murals"), "--patch-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "folder layout" in out and "2 images, 2 readable" in out and out.strip().endswith("OK"), out
+    preset = REPO / "configs" / "tiny_cpu.yaml"  # data.patch_size 64
+    assert check_main([str(tmp_path / "murals"), "--layout", "folder", "--config", str(preset)]) == 0
+
+
+def test_check_dataset_plain_folder_smaller_than_a_patch(tmp_path, make_mural_folder, check_main, capsys):
+    """With murallab train's default patch size (128) both murals are too small: one problem line each, naming
+    the file and its size; --upscale (train's data.upscale) accepts them."""
+    paths = make_mural_folder(tmp_path / "murals")
+    assert check_main([str(tmp_path / "murals")]) == 1
+    problems = _problem_lines(capsys.readouterr().out)
+    assert len(problems) == 2
+    assert str(paths[0]) in problems[0] and "96x128" in problems[0] and "128" in problems[0]
+    assert str(paths[1]) in problems[1] and "80x80" in problems[1]
+    assert check_main([str(tmp_path / "murals"), "--upscale"]) == 0
+
+
+def _truncated_jpeg(path: Path) -> None:
+    """Valid JPEG bytes cut in half: the header (and so the size) still reads, the pixels do not."""
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+@pytest.mark.parametrize("bad", ["truncated.jpg", "notes.png"])
+def test_check_dataset_plain_folder_corrupt_file(tmp_path, make_mural_folder, check_main, capsys, bad):
+    """A truncated JPEG, or a text file renamed .png, among good murals: exit 1 and exactly one problem line,
+    which names that file."""
+    make_mural_folder(tmp_path / "murals")
+    path = tmp_path / "murals" / bad
+    if bad.endswith(".jpg"):
+        _truncated_jpeg(path)
+        with Image.open(path) as im:
+            assert im.size == (96, 96)  # opening it (what MuralPatchDataset does) succeeds
+    else:
+        path.write_text("not an image, just a note\n")
+    assert check_main([str(tmp_path / "murals"), "--patch-size", "64"]) == 1
+    out = capsys.readouterr().out
+    problems = _problem_lines(out)
+    assert len(problems) == 1 and str(path) in problems[0], out
+    assert "2 readable" in out
+
+
+def test_check_dataset_paired_layout_png_with_a_broken_checksum(tmp_path, make_kaggle, check_main, capsys):
+    """A Kaggle ground-truth PNG whose pixel-data checksum is broken decodes, but PIL's verify rejects it: exit 1
+    and one problem line naming that file; the other samples stay readable."""
+    fake = make_kaggle(tmp_path / "kaggle", n=3)
+    gt = fake.gt["001"]
+    png = gt.with_suffix(".png")
+    Image.open(gt).save(png)
+    gt.unlink()
+    data = bytearray(png.read_bytes())
+    at = data.index(b"IDAT")
+    data[at + 4 + int.from_bytes(data[at - 4:at], "big")] ^= 0xFF  # first byte of the chunk's CRC
+    png.write_bytes(bytes(data))
+    assert check_main([str(fake.root)]) == 1
+    out = capsys.readouterr().out
+    problems = _problem_lines(out)
+    assert len(problems) == 1 and str(png) in problems[0], out
+    assert "3 samples, 2 readable" in out

@@ -3,7 +3,8 @@
 Images come back as float32 ``(3, H, W)`` in [0, 1]; masks as float32 ``(1, H, W)`` with
 **1 = known, 0 = hole**. Files disagree about masks, so ``load_mask`` makes you name the convention of
 the file you read: ``hole_value=0`` (black = hole, white = valid: DLCV-2019 and murallab's own files) or
-``hole_value=255`` (white = hole: OpenCV, scikit-image, LaMa).
+``hole_value=255`` (white = hole: OpenCV, scikit-image, LaMa). A 0/1 mask file (pixels 0 and 1 only) is
+read with 1 as white; see ``load_mask``'s ``white_level``.
 """
 
 from __future__ import annotations
@@ -62,7 +63,31 @@ def load_image(path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
 
 
-def load_mask(path, *, hole_value: int, threshold: int = 127) -> torch.Tensor:
+def _mask_levels(img: Image.Image) -> tuple[np.ndarray, int]:
+    """A mask file's pixel values as stored, ``(H, W)`` or ``(H, W, 3)``, and the white of its bit depth."""
+    if img.mode.startswith("I;16"):
+        return np.asarray(img).astype(np.float64), 65535
+    if img.mode == "I":  # 32-bit int (older Pillow opens 16-bit PNGs so): 16-bit scale only if it is used
+        a = np.asarray(img).astype(np.float64)
+        return a, (65535 if a.size and a.max() > 255 else 255)
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L")).astype(np.float64), 255
+    if img.mode in ("RGB", "P") and "transparency" not in img.info:
+        return np.asarray(img.convert("RGB")).astype(np.float64), 255
+    return _to_float(img).astype(np.float64) * 255.0, 255  # float, alpha (composited onto black), CMYK, ...
+
+
+def _detect_white(levels: np.ndarray, full: int) -> int:
+    """The pixel value that means white: 1 for a 0/1 mask, 255 for 0/255 in a 16-bit file, else ``full``."""
+    top = float(levels.max()) if levels.size else 0.0
+    if top == 1 and np.isin(levels, (0, 1)).all():
+        return 1
+    if full == 65535 and top == 255 and np.isin(levels, (0, 255)).all():
+        return 255
+    return full
+
+
+def load_mask(path, *, hole_value: int, threshold: int = 127, white_level: int | None = None) -> torch.Tensor:
     """Read a mask file as ``(1, H, W)`` float32 with 1 = known, 0 = hole.
 
     Args:
@@ -71,13 +96,34 @@ def load_mask(path, *, hole_value: int, threshold: int = 127) -> torch.Tensor:
             LaMa).
         threshold: grey level (0-255 scale) separating black from white; JPEG masks are grey at their
             edges and are binarised here. Colour masks are converted to luminance first.
+        white_level: the pixel value that means white in this file. ``None`` (default) detects it:
+
+            - **0/1 masks**: a file whose every pixel is 0 or 1 (and some pixel is 1), as
+              ``Image.fromarray(mask.astype(np.uint8))`` or ``cv2.imwrite(path, mask.astype(np.uint8))``
+              write a boolean mask, at 8 or 16 bits, grey or RGB. Its 1 is white: with ``hole_value=0``,
+              0 = hole and 1 = known; with ``hole_value=255``, 1 = hole and 0 = known.
+            - **8-bit levels in a 16-bit file**: every pixel 0 or 255 in a 16-bit file; 255 is white.
+            - otherwise the full scale of the file's bit depth: 255 (8-bit) or 65535 (16-bit).
+
+            Read on their full scale, those two kinds of file would be entirely black: all holes with one
+            ``hole_value`` and no holes with the other. A file that is all 0 stays all black. Pass
+            ``white_level=255`` (or 65535) to read a file strictly on its bit depth's scale. The threshold
+            scales with the white level (a pixel is white when ``value * 255 > threshold * white_level``).
+
+    Bilevel (mode ``"1"``) files read as 0/255; palette files by their palette colours.
     """
     if hole_value not in (0, 255):
         raise ValueError(f"hole_value must be 0 (black = hole) or 255 (white = hole), got {hole_value!r}")
-    a = _to_float(_open(path))
-    if a.ndim == 3:
-        a = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    white = a * 255.0 > threshold
+    integer = isinstance(white_level, (int, np.integer)) and not isinstance(white_level, bool)
+    if white_level is not None and not (integer and white_level > 0):
+        raise ValueError(f"white_level must be a positive integer pixel value (e.g. 1, 255, 65535) or None to "
+                         f"detect it, got {white_level!r}")
+    levels, full = _mask_levels(_open(path))
+    if white_level is None:
+        white_level = _detect_white(levels, full)
+    if levels.ndim == 3:
+        levels = levels @ np.array([0.299, 0.587, 0.114])
+    white = levels * 255.0 > threshold * white_level  # exact for integer levels
     known = ~white if hole_value == 255 else white
     return torch.from_numpy(known.astype(np.float32))[None]
 

@@ -298,3 +298,78 @@ def test_list_images_sorted_and_filtered(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "d.tif"]
     with pytest.raises(FileNotFoundError):
         list_images(tmp_path / "missing")
+
+
+# --- 0/1 masks and 16-bit masks (load_mask's white_level) ---------------------------------------------
+
+def _zero_one(dtype=np.uint8) -> np.ndarray:
+    """A 6x7 0/1 array: 1 = white everywhere except a 2x3 block and one corner pixel of 0."""
+    a = np.ones((6, 7), dtype)
+    a[1:3, 2:5] = 0
+    a[5, 6] = 0
+    return a
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_zero_one_mask_reads_1_as_white(tmp_path, dtype):
+    """A PNG holding only 0 and 1 (NumPy/OpenCV style, 8 or 16 bit) reads with 1 as white: hole_value=0 makes
+    the 0 pixels the holes, hole_value=255 the 1 pixels (on the 0-255 scale both would be all black)."""
+    a = _zero_one(dtype)
+    path = _write(a, tmp_path / "m01.png")
+    assert set(np.unique(np.asarray(Image.open(path))).tolist()) == {0, 1}
+    assert load_mask(path, hole_value=0)[0].numpy().tolist() == (a == 1).astype(np.float32).tolist()
+    assert load_mask(path, hole_value=255)[0].numpy().tolist() == (a == 0).astype(np.float32).tolist()
+
+
+def test_rgb_zero_one_mask_reads_1_as_white(tmp_path):
+    """A 3-channel 0/1 mask (the same 0/1 in R, G and B) reads like the greyscale one."""
+    a = _zero_one()
+    path = _write(np.repeat(a[..., None], 3, axis=2), tmp_path / "m01rgb.png")
+    assert load_mask(path, hole_value=0)[0].numpy().tolist() == (a == 1).astype(np.float32).tolist()
+
+
+@pytest.mark.parametrize("value, known_with_hole_value_0", [(0, 0.0), (1, 1.0)])
+def test_uniform_masks_blank_and_all_ones(tmp_path, value, known_with_hole_value_0):
+    """An all-0 file is blank (all black: all holes with hole_value=0, none with 255); an all-1 file is a 0/1
+    mask that is all white (no holes with hole_value=0, all holes with 255)."""
+    path = _write(np.full((4, 5), value, np.uint8), tmp_path / "u.png")
+    assert torch.equal(load_mask(path, hole_value=0), torch.full((1, 4, 5), known_with_hole_value_0))
+    assert torch.equal(load_mask(path, hole_value=255), torch.full((1, 4, 5), 1.0 - known_with_hole_value_0))
+
+
+def test_zero_one_detection_needs_only_0_and_1(tmp_path):
+    """A 0-255 mask that also holds a stray 1 is an ordinary mask: its 1 is black, its 255 white."""
+    a = np.array([[0, 1, 255, 255]], np.uint8)
+    assert load_mask(_write(a, tmp_path / "m.png"), hole_value=0)[0, 0].tolist() == [0, 0, 1, 1]
+
+
+def test_sixteen_bit_masks(tmp_path):
+    """16-bit files: 0/65535 reads on the 16-bit scale (32639 black, 32640 white at threshold 127); a file
+    holding only 0 and 255 reads 255 as white; with a pixel above 255 the 16-bit scale holds (255 is black)."""
+    full = np.array([[0, 32639, 32640, 65535]], np.uint16)  # 127/255 * 65535 = 32639.0
+    assert load_mask(_write(full, tmp_path / "f.png"), hole_value=0)[0, 0].tolist() == [0, 0, 1, 1]
+    eight = np.array([[0, 255, 255, 0]], np.uint16)
+    assert load_mask(_write(eight, tmp_path / "e.png"), hole_value=0)[0, 0].tolist() == [0, 1, 1, 0]
+    mixed = np.array([[0, 255, 65535, 0]], np.uint16)
+    assert load_mask(_write(mixed, tmp_path / "x.png"), hole_value=0)[0, 0].tolist() == [0, 0, 1, 0]
+
+
+def test_bilevel_mode_1_png(tmp_path):
+    """A mode "1" (1-bit) PNG reads True as white."""
+    a = _zero_one().astype(bool)
+    path = tmp_path / "b.png"
+    Image.fromarray(a).save(path)
+    assert Image.open(path).mode == "1"
+    assert load_mask(path, hole_value=0)[0].numpy().tolist() == a.astype(np.float32).tolist()
+    assert load_mask(path, hole_value=255)[0].numpy().tolist() == (~a).astype(np.float32).tolist()
+
+
+def test_explicit_white_level(tmp_path):
+    """white_level=255 reads a 0/1 file strictly on the 8-bit scale (all black); white_level=1 is the detected
+    reading; a white_level that is not a positive integer is rejected, naming the parameter."""
+    path = _write(_zero_one(), tmp_path / "m01.png")
+    assert torch.equal(load_mask(path, hole_value=0, white_level=255), torch.zeros(1, 6, 7))
+    assert torch.equal(load_mask(path, hole_value=0, white_level=1), load_mask(path, hole_value=0))
+    for bad in (0, -1, 0.5, "1", True):
+        with pytest.raises(ValueError, match="white_level"):
+            load_mask(path, hole_value=0, white_level=bad)
