@@ -14,6 +14,7 @@ pool2 and pool3 of VGG-16, our default.
 
 Weights
 -------
+The network is torchvision's own ``torchvision.models.vgg16().features``, cut after the deepest layer asked for.
 ``VGG16Features(weights="imagenet")`` loads torchvision's ``IMAGENET1K_V1`` file, ``vgg16-397923af.pth``, from
 torchvision's own cache, ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, by default
 ``~/.cache/torch/hub/checkpoints``), or from a path you give (``weights="/path/vgg16-397923af.pth"``). It never
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights
+from torchvision.models import VGG16_Weights, vgg16
 
 __all__ = ["VGG16Features", "VGGWeightsNotFoundError", "gram_matrix", "perceptual_distance", "style_distance",
            "perceptual_loss", "style_loss", "PerceptualLoss", "StyleLoss", "VGG16_LAYERS", "IMAGENET_MEAN",
@@ -41,23 +42,31 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _URL = VGG16_Weights.IMAGENET1K_V1.url  # https://download.pytorch.org/models/vgg16-397923af.pth
 _FILE = _URL.rsplit("/", 1)[-1]
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]  # VGG-16, "D"
 
 
-def _layer_names() -> list[str]:
-    """torchvision's ``vgg16().features`` index -> name: conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ..."""
+def _torchvision_features() -> nn.Sequential:
+    """``torchvision.models.vgg16().features``, built on the meta device: the layers without any memory (the
+    classifier's 124M parameters, which we never use, are neither allocated nor initialised)."""
+    with torch.device("meta"):
+        return vgg16(weights=None, init_weights=False).features
+
+
+def _layer_names(features: nn.Sequential) -> tuple[str, ...]:
+    """Index in ``vgg16().features`` -> name: conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ..."""
     names, block, conv = [], 1, 1
-    for v in _CFG:
-        if v == "M":
+    for m in features:
+        if isinstance(m, nn.MaxPool2d):
             names.append(f"pool{block}")
             block, conv = block + 1, 1
+        elif isinstance(m, nn.Conv2d):
+            names.append(f"conv{block}_{conv}")
         else:
-            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+            names.append(f"relu{block}_{conv}")
             conv += 1
-    return names
+    return tuple(names)
 
 
-VGG16_LAYERS = tuple(_layer_names())
+VGG16_LAYERS = _layer_names(_torchvision_features())
 
 
 class VGGWeightsNotFoundError(FileNotFoundError):
@@ -69,7 +78,7 @@ def _load_imagenet_state_dict(weights, download: bool) -> dict:
         folder = Path(torch.hub.get_dir()) / "checkpoints"
         path = folder / _FILE
         if not path.is_file() and download:
-            return torch.hub.load_state_dict_from_url(_URL, map_location="cpu", weights_only=True)
+            return VGG16_Weights.IMAGENET1K_V1.get_state_dict(map_location="cpu", check_hash=True, weights_only=True)
         where = (f"expected {_FILE} in {folder} (torchvision's cache: torch.hub.get_dir()/checkpoints, which "
                  f"follows $TORCH_HOME)")
     else:
@@ -117,18 +126,16 @@ class VGG16Features(nn.Module):
         self.layers, self.weights = layers, weights
         self.index = [VGG16_LAYERS.index(n) for n in layers]
         state = None if weights is None else _load_imagenet_state_dict(weights, download)  # fail before building
-        modules, c_in = [], 3
-        for v in _CFG:
-            if v == "M":
-                modules.append(nn.MaxPool2d(2, 2))
-            else:
-                modules += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]  # not in-place: features are returned
-                c_in = v
-        self.features = nn.Sequential(*modules[:max(self.index) + 1])
+        # torchvision's network, cut after the deepest requested layer; its ReLUs work in place, which would
+        # overwrite a returned conv map, so they are switched off here.
+        self.features = _torchvision_features()[:max(self.index) + 1].to_empty(device="cpu")
+        for m in self.features:
+            if isinstance(m, nn.ReLU):
+                m.inplace = False
         if weights is None:
             gen = torch.Generator().manual_seed(seed)
             for m in self.features:
-                if isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation
+                if isinstance(m, nn.Conv2d):  # torchvision's VGG initialisation, from a seeded generator
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
                     nn.init.zeros_(m.bias)
         else:

@@ -110,35 +110,36 @@ class _SSIMFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, g, c1: float, c2: float):
-        # In-place and fused (addcmul) steps: the maps are large and the work is memory-bound.
         cx, cy = x.mean((2, 3), keepdim=True), y.mean((2, 3), keepdim=True)
-        x, y = x - cx, y - cy
-        mx, my, mxx, myy, mxy = _blur([x, y, x * x, y * y, x * y], g)
-        ux, uy = mx + cx, my + cy
-        c1_, c2_ = x.new_tensor(c1), x.new_tensor(c2)
-        b1 = torch.addcmul(c1_, ux, ux).addcmul_(uy, uy)                            # μx² + μy² + C1
-        lum = torch.addcmul(c1_, ux, uy, value=2).div_(b1)                          # (2 μx μy + C1) / b1
-        b2 = mxx.add_(myy).addcmul_(mx, mx, value=-1).addcmul_(my, my, value=-1).add_(c2_)  # σx² + σy² + C2
-        cs = mxy.mul_(2).addcmul_(mx, my, value=-2).add_(c2_).div_(b2)              # (2 σxy + C2) / b2
-        ctx.save_for_backward(x, y, g, ux, uy, mx, my, lum, cs, b1, b2)
+        x, y = x - cx, y - cy                  # x', y': SSIM does not change, float32 variances keep their digits
+        mx, my, mxx, myy, mxy = _blur([x, y, x * x, y * y, x * y], g)             # G*x', G*y', G*x'², ...
+        mu_x, mu_y = mx + cx, my + cy                                               # μx, μy
+        var_x, var_y, cov_xy = mxx - mx * mx, myy - my * my, mxy - mx * my          # σx², σy², σxy
+        a1, b1 = 2 * mu_x * mu_y + c1, mu_x ** 2 + mu_y ** 2 + c1
+        a2, b2 = 2 * cov_xy + c2, var_x + var_y + c2
+        ssim_map = (a1 * a2) / (b1 * b2)  # ((2 μx μy + C1)(2 σxy + C2)) / ((μx² + μy² + C1)(σx² + σy² + C2))
+        cs = a2 / b2                      # contrast-structure alone: MS-SSIM's finer scales use it
+        ctx.save_for_backward(x, y, g, mu_x, mu_y, mx, my, a1, cs, b1, b2)
         ctx.set_materialize_grads(False)
-        return lum * cs, cs
+        return ssim_map, cs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_s, g_cs):
-        x, y, g, ux, uy, mx, my, lum, cs, b1, b2 = ctx.saved_tensors
+        x, y, g, mu_x, mu_y, mx, my, a1, cs, b1, b2 = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[:2]
         if g_s is None and g_cs is None:
             return None, None, None, None, None
+        lum = a1 / b1                                                               # l
+        # In-place and fused (addcmul) steps: the maps are large and the work is memory-bound.
         gc = g_cs.clone() if g_s is None else (g_s * lum if g_cs is None else torch.addcmul(g_cs, g_s, lum))
         con = gc.mul_(2).div_(b2)                                                   # 2 gc / b2
         d_mx = (cs * mx).sub_(my).mul_(con)                                         # ∂/∂mx, cs part
         d_my = (cs * my).sub_(mx).mul_(con)
         if g_s is not None:
             gl = (g_s * cs).mul_(2).div_(b1)                                        # 2 gl / b1
-            d_mx.addcmul_(gl, torch.addcmul(uy, lum, ux, value=-1))                 # + gl·2(μy - l μx)/b1
-            d_my.addcmul_(gl, torch.addcmul(ux, lum, uy, value=-1))
+            d_mx.addcmul_(gl, torch.addcmul(mu_y, lum, mu_x, value=-1))             # + gl·2(μy - l μx)/b1
+            d_my.addcmul_(gl, torch.addcmul(mu_x, lum, mu_y, value=-1))
         d_var = (con * cs).mul_(-0.5)                                               # -gc cs / b2
         t = _blur([d_mx] * need_x + [d_my] * need_y + [d_var, con], g, adjoint=True)
         gx = torch.addcmul(t[0], x, t[-2], value=2).addcmul_(y, t[-1]) if need_x else None

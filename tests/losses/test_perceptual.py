@@ -129,3 +129,22 @@ def test_losses_zero_at_identity_and_rise_with_damage():
         assert float(fn(x, x, f)) == 0.0
         values = [float(module((x + s * noise).clamp(0, 1), x)) for s in (0.02, 0.1, 0.3)]
         assert 0 < values[0] < values[1] < values[2], (fn.__name__, values)
+
+
+def test_classifier_keys_ignored_and_conv_maps_survive_the_relu(tmp_path, tv_features):
+    """A whole ``vgg16`` state dict (classifier keys too) loads; a conv layer's map is returned as the conv
+    computed it, negative values included, not rectified by the next (in torchvision: in-place) ReLU."""
+    path = tmp_path / "full.pth"
+    state = {f"features.{k}": v for k, v in tv_features.state_dict().items()}
+    torch.save(state | {"classifier.0.weight": torch.zeros(4, 8), "classifier.0.bias": torch.zeros(4)}, path)
+    f = VGG16Features(layers=("conv2_1", "relu2_1"), weights=path)
+    assert len(f.features) == 7
+    x = _batch(1, 32)
+    conv, relu = f(x)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = tv_features[:6]((x - mean) / std)
+    torch.testing.assert_close(conv, ref)
+    assert (conv < 0).any()
+    torch.testing.assert_close(relu, conv.clamp_min(0))
