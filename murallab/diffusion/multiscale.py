@@ -32,8 +32,6 @@ from .samplers import composite, ddim_sample, ddpm_sample, to_diffusion
 from .schedule import NoiseSchedule
 from .train import train_diffusion
 
-SCALE_COND_CHANNELS = 8
-
 
 def downsample(image: torch.Tensor, size: int) -> torch.Tensor:
     """Area-average ``(B, C, H, W)`` down to ``size × size`` (H, W multiples of ``size``)."""

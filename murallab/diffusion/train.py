@@ -19,6 +19,9 @@ from a pool (random-walk masks by default); images are ``(N, 3, H, W)`` in [0, 1
 
 ``train_diffusion(..., checkpoint=path)`` saves the weights with the config that made them; a later call with the
 same config (model, schedule, optimisation, condition, data fingerprint) loads them instead of training again.
+The file has the schema of every murallab checkpoint (``murallab.train.checkpoint``): ``config["model"]`` is
+``{"name": "TimeUNet", **model.config}``, so ``model, ckpt = murallab.train.load_model(path)`` rebuilds the network
+and ``NoiseSchedule.from_config(ckpt["config"]["schedule"])`` its schedule.
 """
 
 from __future__ import annotations
@@ -95,7 +98,8 @@ def train_diffusion(model, schedule: NoiseSchedule, images: torch.Tensor, *, con
     needs_mask = condition is not None or cycle_weight > 0 or hole_only
     if masks is None and needs_mask:
         masks = random_walk_masks(256, h, w, hole_ratio=hole_ratio, seed=seed)
-    cfg = {"model": getattr(model, "config", type(model).__name__), "schedule": schedule.config, "steps": steps,
+    model_spec = {"name": type(model).__name__, **getattr(model, "config", {})}  # what load_model rebuilds
+    cfg = {"model": model_spec, "schedule": schedule.config, "steps": steps,
            "batch_size": batch_size, "lr": lr, "cycle_weight": cycle_weight, "hole_only": hole_only, "seed": seed,
            "condition": getattr(condition, "name", getattr(condition, "__name__", None)),
            "data": fingerprint(images), "masks": fingerprint(masks) if needs_mask else None, **(config or {})}

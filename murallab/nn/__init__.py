@@ -11,14 +11,23 @@ from .partial_conv import PartialConv2d
 from .pconv_unet import PConvUNet
 from .unet import UNet
 
-MODELS = {"PConvUNet": PConvUNet, "UNet": UNet, "DualDecoderUNet": DualDecoderUNet}
+MODELS = {"PConvUNet": PConvUNet, "UNet": UNet, "DualDecoderUNet": DualDecoderUNet}  # model(image, mask)
 
 
 def build_model(name: str, **kwargs):
     """A network by class name and constructor arguments, as written in configs and checkpoints:
-    ``build_model("PConvUNet", layers=5, base=16)``."""
+    ``build_model("PConvUNet", layers=5, base=16)``.
+
+    Besides the restoration networks of ``MODELS`` (what ``murallab train`` configs name), it builds
+    ``"TimeUNet"``, the diffusion noise predictor ``model(x_t, t, cond)``, so that ``load_model`` opens
+    ``murallab.diffusion.train_diffusion``'s checkpoints.
+    """
+    if name == "TimeUNet":  # imported here: murallab.diffusion imports murallab.train, which imports this package
+        from ..diffusion.unet import TimeUNet
+
+        return TimeUNet(**kwargs)
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)} (or the diffusion model TimeUNet)")
     return MODELS[name](**kwargs)
 
 

@@ -54,12 +54,16 @@ def load_model(path, device="cpu") -> tuple[nn.Module, dict]:
     """Rebuild the network saved in a checkpoint, in eval mode: ``(model, checkpoint)``.
 
     The checkpoint's ``config["model"]`` names the class and its arguments, e.g.
-    ``{"name": "PConvUNet", "layers": 5, "base": 16}``.
+    ``{"name": "PConvUNet", "layers": 5, "base": 16}``, or ``{"name": "TimeUNet", "base": 16, ...}`` in a
+    ``murallab.diffusion.train_diffusion`` checkpoint (its schedule: ``config["schedule"]``).
     """
     ckpt = load_checkpoint(path)
-    spec = dict(ckpt.get("config", {}).get("model", {}))
-    if "name" not in spec:
-        raise ValueError(f"{path} does not say which network it holds (config['model']['name'] is missing)")
+    spec = (ckpt.get("config") or {}).get("model")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"{path} does not say which network it holds (config['model']['name'] is missing; a "
+                         f"train_diffusion checkpoint written before it recorded the name is retrained and "
+                         f"rewritten by calling train_diffusion again)")
+    spec = dict(spec)
     model = build_model(spec.pop("name"), **spec)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt

@@ -117,3 +117,27 @@ def test_a_few_training_steps_lower_the_loss(tmp_path):
 def test_fingerprint_sees_values():
     x = torch.rand(2, 3, 4, 4)
     assert fingerprint(x) == fingerprint(x.clone()) != fingerprint(x + 1e-3)
+
+
+def test_checkpoint_has_the_common_schema_and_load_model_rebuilds_it(tmp_path):
+    """train_diffusion writes the schema of every murallab checkpoint: config["model"] names TimeUNet with its
+    constructor arguments, so load_model rebuilds an equal network, and config["schedule"] rebuilds the schedule."""
+    from murallab.train import load_model
+
+    torch.manual_seed(0)
+    sched = NoiseSchedule.linear(30)
+    model = TimeUNet(cond_channels=4, base=8, mults=(1, 2), attention=False)
+    images, masks = make_murals(4, 16, seed=1), random_walk_masks(4, 16, hole_ratio=(0.1, 0.4), seed=1)
+    train_diffusion(model, sched, images, condition=mask_condition, masks=masks, steps=2, batch_size=2, seed=0,
+                    checkpoint=tmp_path / "d.pt")
+    loaded, ckpt = load_model(tmp_path / "d.pt")
+    assert type(loaded) is TimeUNet and not loaded.training
+    assert ckpt["config"]["model"] == {"name": "TimeUNet", **model.config}
+    assert loaded.config == model.config
+    mine, theirs = model.state_dict(), loaded.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert torch.equal(NoiseSchedule.from_config(ckpt["config"]["schedule"]).betas, sched.betas)
+    # the cache still recognises its own file
+    again = TimeUNet(cond_channels=4, base=8, mults=(1, 2), attention=False)
+    assert train_diffusion(again, sched, images, condition=mask_condition, masks=masks, steps=2, batch_size=2,
+                           seed=0, checkpoint=tmp_path / "d.pt")["cached"]
