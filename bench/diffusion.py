@@ -22,26 +22,15 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from murallab import device as pick_device
 from murallab import metrics
 from murallab._atomic import write_text
+from murallab.classical import telea
 from murallab.data import list_images, load_image, make_mural, paint_damage, random_walk_masks, sample_patches
 from murallab.diffusion import (CallCounter, NoiseSchedule, TimeUNet, ddim_sample, ddpm_sample, mask_condition,
                                 multiscale_sample, repaint, repaint_plan, train_diffusion, train_multiscale)
-
-
-def telea(images, masks):
-    import cv2
-
-    out = []
-    for img, m in zip(images, masks):
-        u8 = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        hole = ((1 - m[0].numpy()) * 255).astype(np.uint8)  # OpenCV: 255 = hole
-        out.append(torch.from_numpy(cv2.inpaint(u8, hole, 3, cv2.INPAINT_TELEA)).permute(2, 0, 1).float() / 255)
-    return torch.stack(out)
 
 
 def evaluate(name, image, mask, models, schedule, args, dev):

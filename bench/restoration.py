@@ -169,11 +169,9 @@ def main():
             truth = load_mask(args.data / "bodhisattva_damaged_mask.png", hole_value=255) < 0.5
             prob = detect(detector, photo)
             detection = {"train_minutes": dseconds / 60}
-            for t in (0.1, 0.2, 0.3, 0.5):
-                pred = prob >= t
-                tp, fp, fn = (pred & truth).sum().item(), (pred & ~truth).sum().item(), (~pred & truth).sum().item()
-                detection[f"iou@{t}"] = tp / max(tp + fp + fn, 1)
-                detection[f"f1@{t}"] = 2 * tp / max(2 * tp + fp + fn, 1)
+            for t in (metrics.DAMAGE_THRESHOLD, 0.2, 0.3, 0.5):
+                detection[f"iou@{t}"] = metrics.iou(prob >= t, truth).item()
+                detection[f"f1@{t}"] = metrics.f1(prob >= t, truth).item()
             show_images([photo, prob, truth.float()], ["photograph", "P(damage), white = damage",
                          "hand-labelled damage (white)"], size=4).savefig(args.out / "detection.png")
 

@@ -1,24 +1,61 @@
 """The ``murallab`` command line: ``murallab train | restore | detect | evaluate | sweep``.
 
-This file only declares the arguments. Each command runs a function of the library module it belongs to
-(``murallab.restore.restore_command``, ...), imported when the command is used. Data preparation lives in
-``data_scripts/`` (``make_patches.py``, ``check_dataset.py``).
+Each command is a thin layer over the library: it parses its arguments, calls ``murallab.train.fit``,
+``murallab.restore.restore`` and so on, and prints what happened. Every command runs inside one error wrapper
+(``run``): a problem with what the user gave (a missing file, a bad config key, a mask in the other convention, a
+diverging run) is printed as one line, ``murallab COMMAND: error: ...``, with exit status 2; Ctrl-C exits 130.
+Set ``MURALLAB_TRACEBACK=1`` to see the full traceback instead. Data preparation lives in ``data_scripts/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
+import os
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from .metrics import DAMAGE_THRESHOLD
+
+#: file formats that store a mask exactly (JPEG would blur its edges into grey)
+LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 
 
-def _tiling_and_device(ap) -> None:
-    ap.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    ap.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
-    ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+class UsageError(Exception):
+    """A problem with what the user gave a command: printed as one line, exit status 2."""
 
 
-def _train(sub):
+#: what a command reports as one line (exit 2) rather than a traceback: the library raises these for bad input, and
+#: ModuleNotFoundError for a tool that is not installed (``murallab sweep`` without the ``course`` extra)
+USER_ERRORS = (UsageError, ValueError, OSError, FloatingPointError, ModuleNotFoundError, yaml.YAMLError)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def run(command: str, body: Callable, args) -> int:
+    """Run ``body(args)`` for ``murallab COMMAND``: its exit status (0 when it returns None), 2 after a one-line
+    error on stderr for bad input (``USER_ERRORS``), 130 after Ctrl-C."""
+    try:
+        return int(body(args) or 0)
+    except KeyboardInterrupt as e:  # a sweep says what it stopped and where its results are
+        print(f"murallab {command}: interrupted" + (f": {_one_line(e)}" if str(e) else ""), file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        if os.environ.get("MURALLAB_TRACEBACK"):
+            raise
+        print(f"murallab {command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+
+
+# --- murallab train ------------------------------------------------------------------------------------------------
+
+def _train_args(sub) -> None:
     ap = sub.add_parser("train", help="train a restoration model from a configs/*.yaml preset")
     ap.add_argument("--config", required=True, help="a YAML preset, e.g. configs/tiny_cpu.yaml")
     ap.add_argument("--data", help="a folder of mural images, or a DLCV / Kaggle Dunhuang layout "
@@ -26,36 +63,201 @@ def _train(sub):
     ap.add_argument("--out", help="run folder for checkpoints and logs (default: runs/<config name>)")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
-    return "murallab.train.cli:train_command"
 
 
-def _restore(sub):
+def train(args) -> None:
+    from .train import build_run, fit, load_config
+
+    cfg = load_config(args.config)
+    if args.device:
+        cfg["train"]["device"] = args.device
+    out = Path(args.out or Path("runs") / cfg["name"])
+    run_ = build_run(cfg, args.data)
+    result = fit(run_["model"], run_["loss"], run_["train_set"], run_["val_set"], run_["phases"], run_["train"], out,
+                 resume=args.resume, config={k: cfg[k] for k in ("name", "model", "loss", "data")})
+    summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items() if k != "history"}
+    print(json.dumps(summary, indent=2))
+
+
+# --- murallab restore / detect -------------------------------------------------------------------------------------
+
+def _tiling_and_device(ap) -> None:
+    ap.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    ap.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
+
+
+def _restore_args(sub) -> None:
     ap = sub.add_parser("restore", help="restore a mural of any size with a trained checkpoint")
     ap.add_argument("image", help="the damaged mural")
     ap.add_argument("--mask", help="its damage mask (not needed with --blind)")
     ap.add_argument("--mask-hole-value", type=int, choices=(0, 255),
                     help="the mask file's convention: 0 if black = hole (DLCV, murallab), 255 if white = hole "
-                         "(OpenCV, scikit-image, LaMa); required with --mask")
+                         "(OpenCV, scikit-image, LaMa); required with --mask. A mask saved with values 0 and 1 "
+                         "reads 1 as white")
     ap.add_argument("--checkpoint", required=True, help="a checkpoint written by murallab train")
     ap.add_argument("-o", "--output", required=True, help="where to write the restored image")
     ap.add_argument("--blind", action="store_true",
                     help="no mask: detect the damage with a dual-decoder checkpoint, then restore")
-    ap.add_argument("--threshold", type=float, default=0.1, help="damage probability threshold for --blind")
+    ap.add_argument("--threshold", type=float, default=DAMAGE_THRESHOLD,
+                    help=f"damage probability threshold for --blind (default {DAMAGE_THRESHOLD})")
     _tiling_and_device(ap)
-    return "murallab.restore:restore_command"
 
 
-def _detect(sub):
+def _detect_args(sub) -> None:
     ap = sub.add_parser("detect", help="predict the damage mask of a mural (blind restoration)")
     ap.add_argument("image", help="the damaged mural")
     ap.add_argument("--checkpoint", required=True, help="a DualDecoderUNet checkpoint written by murallab train")
     ap.add_argument("-o", "--output", required=True, help="where to write the mask (PNG; white = known)")
-    ap.add_argument("--threshold", type=float, default=0.1, help="damage probability threshold (default 0.1)")
+    ap.add_argument("--threshold", type=float, default=DAMAGE_THRESHOLD,
+                    help=f"damage probability threshold (default {DAMAGE_THRESHOLD})")
     _tiling_and_device(ap)
-    return "murallab.restore:detect_command"
 
 
-def _evaluate(sub):
+def _check_image_args(args, *, output_suffixes, what):
+    """Tiling, output path, threshold and device, checked before anything is loaded; returns the device."""
+    from ._device import device as pick_device
+    from .tiling import check_tiling
+
+    try:
+        check_tiling(args.tile, args.overlap)
+    except ValueError as e:
+        raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: {e}") from None
+    out = Path(args.output)
+    if out.suffix.lower() not in output_suffixes:
+        raise UsageError(f"cannot tell the format of --output {out}: {what}, e.g. {out.with_suffix('.png')}")
+    if out.resolve() == Path(args.image).resolve():
+        raise UsageError(f"--output {out} is the input image; write the result to a new file")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold is a damage probability in [0, 1], got {args.threshold}")
+    try:
+        return pick_device(args.device)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+
+
+def _load_network(path, device, *, blind: bool, instead: str):
+    """The checkpoint's network, checked to be the kind the command needs (``blind``: it finds the damage itself)."""
+    from .restore import is_blind
+    from .train.checkpoint import load_model
+
+    try:
+        model, _ = load_model(path, device)
+    except FileNotFoundError as e:
+        raise UsageError(f"{e} (give the .pt file written by murallab train)") from None
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        # ValueError: load_checkpoint's own message, or an unknown network; the others come from a file torch reads
+        # as something else, or from a state_dict that does not fit the network the config names.
+        msg = _one_line(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {_one_line(e)}"
+        raise UsageError(msg if str(path) in msg else f"cannot load the checkpoint {path}: it is not a murallab "
+                                                      f"checkpoint, or its weights do not fit the network its "
+                                                      f"config names ({msg})") from None
+    if not hasattr(model, "restored"):  # e.g. a diffusion TimeUNet: it restores by sampling, not in one pass
+        raise UsageError(f"the checkpoint {path} holds a {type(model).__name__}, which is not a restoration network: "
+                         f"a diffusion model restores by sampling (murallab.diffusion.repaint or ddim_sample, "
+                         f"notebook 06)")
+    if is_blind(model) != blind:
+        raise UsageError(f"the checkpoint {path} holds a {type(model).__name__}; {instead}")
+    return model
+
+
+def _tiled_run(fn, image, args):
+    """``fn()`` with seconds and the tile count; out of memory becomes advice on ``--tile``."""
+    import torch
+
+    from .tiling import count_tiles
+
+    start = time.perf_counter()
+    try:
+        result = fn()
+    except torch.OutOfMemoryError:
+        raise UsageError(f"out of memory with --tile {args.tile}; try a smaller --tile (peak memory grows with its "
+                         f"square)") from None
+    tiles = count_tiles(*image.shape[-2:], args.tile, args.overlap)
+    return result, f"{tiles} tiles of {args.tile} px, {time.perf_counter() - start:.1f} s"
+
+
+def _read_mask(args, image):
+    from .data.io import load_mask
+    from .data.masks import hole_ratio
+    from .restore import MAX_HOLE_RATIO
+
+    mask = load_mask(args.mask, hole_value=args.mask_hole_value)
+    (h, w), (mh, mw) = image.shape[-2:], mask.shape[-2:]
+    if (mh, mw) != (h, w):
+        raise UsageError(f"the mask {args.mask} is {mw}×{mh} but the image {args.image} is {w}×{h} (W×H): a mask "
+                         f"must have exactly its image's size")
+    ratio = float(hole_ratio(mask))
+    if ratio > MAX_HOLE_RATIO:
+        hole, other = ("black", 255) if args.mask_hole_value == 0 else ("white", 0)
+        raise UsageError(f"read with --mask-hole-value {args.mask_hole_value} ({hole} = hole), the mask {args.mask} "
+                         f"marks {ratio:.0%} of the pixels as holes: it is most likely in the other convention; "
+                         f"try --mask-hole-value {other}")
+    return mask
+
+
+def restore(args) -> None:
+    from .data.io import IMAGE_SUFFIXES, load_image, save_image
+    from .data.masks import hole_ratio
+    from .restore import restore as restore_known, restore_blind
+
+    if args.blind and args.mask is not None:
+        raise UsageError("--blind detects the damage itself; drop --mask (or drop --blind to use your mask)")
+    if not args.blind and args.mask is None:
+        raise UsageError("give the damage mask with --mask MASK --mask-hole-value 0|255, or use --blind with a "
+                         "DualDecoderUNet checkpoint to detect the damage")
+    if not args.blind and args.mask_hole_value is None:
+        raise UsageError("--mask-hole-value is required with --mask: 0 if black = hole (DLCV, murallab's own "
+                         "masks), 255 if white = hole (OpenCV, scikit-image, LaMa). murallab reads masks as "
+                         "1 = known, 0 = hole")
+    device = _check_image_args(args, output_suffixes=IMAGE_SUFFIXES,
+                               what=f"give it one of the suffixes {', '.join(IMAGE_SUFFIXES)}")
+    if args.blind:
+        instead = ("--blind needs a DualDecoderUNet checkpoint (it detects the damage itself); this network needs a "
+                   "mask: drop --blind and give --mask MASK --mask-hole-value 0|255")
+    else:
+        instead = ("a blind-restoration network that finds the damage itself and takes no mask: use --blind "
+                   "(without --mask), or a PConvUNet / UNet checkpoint to restore with your mask")
+    model = _load_network(args.checkpoint, device, blind=args.blind, instead=instead)
+    image = load_image(args.image)
+    if args.blind:
+        (restored, mask), took = _tiled_run(lambda: restore_blind(
+            model, image, threshold=args.threshold, tile=args.tile, overlap=args.overlap, progress=True), image, args)
+        source = f"detected, threshold {args.threshold}"
+    else:
+        mask = _read_mask(args, image)
+        restored, took = _tiled_run(lambda: restore_known(model, image, mask, tile=args.tile, overlap=args.overlap,
+                                                          progress=True), image, args)
+        source = f"from {args.mask}"
+    save_image(restored, args.output)
+    h, w = image.shape[-2:]
+    print(f"restored {w}×{h} image: {float(hole_ratio(mask)):.1%} holes ({source}), {took} -> {args.output}")
+
+
+def detect(args) -> None:
+    from .data.io import load_image, save_mask
+    from .data.masks import hole_ratio
+    from .restore import detect as detect_damage
+
+    device = _check_image_args(args, output_suffixes=LOSSLESS_SUFFIXES,
+                               what=f"a mask must be stored losslessly: use {', '.join(LOSSLESS_SUFFIXES)}")
+    model = _load_network(args.checkpoint, device, blind=True,
+                          instead="detect needs a DualDecoderUNet checkpoint (the blind-restoration network with a "
+                                  "damage decoder); with this network restore with a known mask instead: "
+                                  "murallab restore IMAGE --mask MASK --mask-hole-value 0|255")
+    image = load_image(args.image)
+    damage, took = _tiled_run(lambda: detect_damage(model, image, tile=args.tile, overlap=args.overlap,
+                                                    progress=True), image, args)
+    known = (damage < args.threshold).float()
+    save_mask(known, args.output)
+    h, w = image.shape[-2:]
+    print(f"detected {float(hole_ratio(known)):.1%} damaged pixels in a {w}×{h} image (threshold {args.threshold}), "
+          f"{took} -> {args.output} (white = known, black = damaged)")
+
+
+# --- murallab evaluate / sweep -------------------------------------------------------------------------------------
+
+def _evaluate_args(sub) -> None:
     ap = sub.add_parser("evaluate", help="score restored images against ground truth (PSNR, SSIM, hole-only)")
     ap.add_argument("--gt", required=True, help="folder of ground-truth images")
     ap.add_argument("--pred", required=True, help="folder of restored images, paired with --gt by file name")
@@ -63,10 +265,21 @@ def _evaluate(sub):
     ap.add_argument("--mask-hole-value", type=int, choices=(0, 255), default=0,
                     help="the mask files' convention: 0 if black = hole (default; DLCV), 255 if white = hole")
     ap.add_argument("--json", help="also write the scores to this JSON file")
-    return "murallab.evaluate:evaluate_command"
 
 
-def _sweep(sub):
+def evaluate(args) -> None:
+    from .evaluate import NULL_NOTE, evaluate_folders, format_table, write_json
+
+    result = evaluate_folders(args.gt, args.pred, args.mask, mask_hole_value=args.mask_hole_value)
+    print(format_table(result))
+    if args.json:
+        nulls = write_json(result, args.json)
+        print(f"\nscores written to {args.json}")
+        if nulls:
+            print(f"{nulls} score(s) in it are null. {NULL_NOTE}")
+
+
+def _sweep_args(sub) -> None:
     ap = sub.add_parser("sweep", help="run a notebook over a parameter grid with papermill")
     ap.add_argument("notebook", help="the notebook to run, e.g. notebooks/04_phased_training.ipynb")
     ap.add_argument("--grid", required=True, help="a grid file, e.g. configs/sweeps/loss_ablation.yaml")
@@ -75,29 +288,40 @@ def _sweep(sub):
     ap.add_argument("--kernel", default="murallab", help="Jupyter kernel (default: murallab)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per notebook cell (default 1800)")
     ap.add_argument("--metric", help="the metrics.json key plotted in summary.png (default: the first number)")
-    return "murallab.sweep:sweep_command"
 
 
-COMMANDS = {"train": _train, "restore": _restore, "detect": _detect, "evaluate": _evaluate, "sweep": _sweep}
+def sweep(args) -> int:
+    from .sweep import sweep as run_sweep
+
+    rows = run_sweep(args.notebook, args.grid, args.out, jobs=args.jobs, kernel=args.kernel, timeout=args.timeout,
+                     metric=args.metric)
+    failed = [r["run"] for r in rows if r["status"] != "done"]
+    print(f"results: {Path(args.out) / 'results.csv'}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+#: name -> (declare the arguments, run the command)
+COMMANDS = {"train": (_train_args, train), "restore": (_restore_args, restore), "detect": (_detect_args, detect),
+            "evaluate": (_evaluate_args, evaluate), "sweep": (_sweep_args, sweep)}
+
+
+def build_parser() -> argparse.ArgumentParser:
     from murallab import __version__
     ap = argparse.ArgumentParser(prog="murallab", description="Restore damaged Dunhuang murals with deep learning.")
     ap.add_argument("--version", action="version", version=f"murallab {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    targets = {name: add(sub) for name, add in COMMANDS.items()}
-    return ap, targets
+    for declare, _ in COMMANDS.values():
+        declare(sub)
+    return ap
 
 
 def main(argv=None) -> int:
-    ap, targets = build_parser()
+    ap = build_parser()
     args = ap.parse_args(argv)
     if args.command is None:
         ap.print_help()
         return 0
-    module, func = targets[args.command].split(":")
-    return int(getattr(importlib.import_module(module), func)(args) or 0)
+    return run(args.command, COMMANDS[args.command][1], args)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,17 @@
 Files are paired by name (``001.png`` with ``001.jpg``; masks also as ``001_mask.png``). For each pair it reports
 exact MSE (0-255 scale), PSNR and SSIM over the whole image and, with masks, over the holes only; and the legacy
 DLCV-2019 number, which is **not** a mean squared error (see ``murallab.metrics.legacy_dlcv_mse``).
+
+``--json FILE`` writes strict JSON (RFC 8259, readable by every JSON parser): a score that is not a finite number
+is written as ``null``. PSNR is ``null`` where the restoration equals the ground truth exactly (MSE 0, so PSNR is
+infinite; the table prints ``inf``), and so is a mean PSNR over such an image; hole-only scores are ``null`` for an
+image without holes (``nan`` in the table). The file says so itself, under ``"null"``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 from . import metrics
@@ -20,6 +24,10 @@ COLUMNS = ("mse", "psnr", "ssim", "mse_hole", "psnr_hole", "ssim_hole", "legacy_
 LEGACY_NOTE = ("legacy_dlcv_mse: the DLCV-2019 evaluate.py number. It subtracts uint8 arrays, so every pixel "
                "counts d² mod 256: it is at most 255, and an unfilled hole scores about as well as a good "
                "inpainting. It is not an MSE; compare methods by mse/psnr/ssim.")
+NULL_NOTE = ("null marks a score that is not a finite number (JSON has no inf or nan): psnr and psnr_hole are null "
+             "where the restoration equals the ground truth exactly (MSE 0: PSNR is infinite), and so is their "
+             "mean over such an image; "
+             "mse_hole, psnr_hole and ssim_hole are null for an image without holes (nothing to score).")
 
 
 class EvaluationError(ValueError):
@@ -94,14 +102,34 @@ def format_table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + LEGACY_NOTE
 
 
-def evaluate_command(args) -> int:
-    try:
-        result = evaluate_folders(args.gt, args.pred, args.mask, mask_hole_value=args.mask_hole_value)
-    except (EvaluationError, FileNotFoundError, ValueError) as e:
-        print(f"murallab evaluate: error: {e}", file=sys.stderr)
-        return 2
-    print(format_table(result))
-    if args.json:
-        write_text(args.json, json.dumps(dict(result, note=LEGACY_NOTE), indent=2))
-        print(f"\nscores written to {args.json}")
-    return 0
+def to_json(result: dict) -> tuple[str, int]:
+    """Strict JSON text of :func:`evaluate_folders`' result, and how many scores it wrote as ``null``.
+
+    Non-finite scores (inf PSNR of a perfect restoration, NaN hole scores of an image without holes) become
+    ``null``; then ``"null"`` holds :data:`NULL_NOTE`, which says what they mean. ``"note"`` holds the
+    legacy-number warning. No ``Infinity``/``NaN`` (which ``json.dumps`` writes by default but strict parsers
+    reject) can appear: it is written with ``allow_nan=False``.
+    """
+    nulls = 0
+
+    def clean(row: dict) -> dict:
+        nonlocal nulls
+        out = {}
+        for k, v in row.items():
+            finite = math.isfinite(v)
+            nulls += not finite
+            out[k] = float(v) if finite else None
+        return out
+
+    data = {"images": {name: clean(row) for name, row in result["images"].items()}, "mean": clean(result["mean"]),
+            "note": LEGACY_NOTE}
+    if nulls:
+        data["null"] = NULL_NOTE
+    return json.dumps(data, indent=2, allow_nan=False), nulls
+
+
+def write_json(result: dict, path) -> int:
+    """Write :func:`to_json` of ``result`` to ``path`` atomically; returns the number of ``null`` scores."""
+    text, nulls = to_json(result)
+    write_text(path, text)
+    return nulls

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from . import metrics
 from .data import random_walk_masks
 from .losses import total_variation
 from .nn import PartialConv2d
@@ -97,16 +98,16 @@ def check_iou(fn) -> bool:
     cases = [(torch.rand(2, 1, 16, 16, generator=g) > t, torch.rand(2, 1, 16, 16, generator=g) > 0.5)
              for t in (0.3, 0.7)] + [(torch.zeros(1, 1, 4, 4, dtype=torch.bool),) * 2]
     for pred, truth in cases:
-        union = (pred | truth).sum()
-        want = 1.0 if union == 0 else float((pred & truth).sum() / union)
+        pooled = pred.reshape(1, -1), truth.reshape(1, -1)  # one map: all pixels of the batch together
+        want = float(metrics.iou(*pooled))
         try:
             got = float(fn(pred, truth))
         except Exception as e:  # noqa: BLE001
             return _report(False, "IoU", f"your function raised {type(e).__name__}: {e}")
         if not abs(got - want) <= 1e-6:  # also catches NaN
-            dice = float(2 * (pred & truth).sum() / max(int(pred.sum() + truth.sum()), 1))
-            hint = ("that is F1 (Dice): 2·|A∩B| / (|A| + |B|); IoU is |A∩B| / |A∪B|" if abs(got - dice) < 1e-6
-                    else "two empty maps agree perfectly: return 1.0 when the union is empty" if union == 0
+            hint = ("that is F1 (Dice): 2·|A∩B| / (|A| + |B|); IoU is |A∩B| / |A∪B|"
+                    if abs(got - float(metrics.f1(*pooled))) < 1e-6
+                    else "two empty maps agree perfectly: return 1.0 when the union is empty" if not (pred | truth).any()
                     else "IoU = |pred ∧ truth| / |pred ∨ truth|, counted over all pixels")
             return _report(False, "IoU", hint)
     return _report(True, "IoU")

@@ -50,9 +50,15 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from .data.masks import check_mask, composite
 from .losses.ssim import ssim as _ssim
 
-__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "evaluate", "blurred_truth"]
+__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "evaluate", "blurred_truth", "iou", "f1",
+           "DAMAGE_THRESHOLD"]
 
 _WINDOW = 11
+
+#: a pixel is called damaged when a detector's damage probability is at least this (``murallab detect``,
+#: ``restore_blind``, the blind network's composite). Low on purpose: a missed hole keeps its damage in the
+#: restored mural, a false alarm only repaints a pixel. Choose your own on validation data (notebook 05).
+DAMAGE_THRESHOLD = 0.1
 
 
 def _batch(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None):
@@ -191,3 +197,38 @@ def blurred_truth(target: torch.Tensor, mask: torch.Tensor, sigma: float) -> tor
         raise ValueError(f"sigma must be > 0 pixels, got {sigma}")
     k = 2 * math.ceil(3 * sigma) + 1
     return composite(target, mask, gaussian_blur(target, [k, k], [sigma, sigma]))
+
+
+def _counts(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """True positives, false positives and false negatives per image of two boolean maps ``(B, 1, H, W)``."""
+    if pred.dtype != torch.bool or truth.dtype != torch.bool:
+        raise ValueError(f"iou/f1 compare boolean damage maps (True = damaged), got {pred.dtype} and {truth.dtype}; "
+                         f"threshold a probability first, e.g. prob >= DAMAGE_THRESHOLD")
+    if pred.shape != truth.shape:
+        raise ValueError(f"the two maps must have the same shape, got {tuple(pred.shape)} and {tuple(truth.shape)}")
+    if pred.dim() == 3:
+        pred, truth = pred[None], truth[None]
+    dims = tuple(range(1, pred.dim()))
+    tp = (pred & truth).sum(dims).double()
+    return tp, (pred & ~truth).sum(dims).double(), (~pred & truth).sum(dims).double()
+
+
+def iou(pred: torch.Tensor, truth: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    """Intersection over union of two boolean damage maps, ``|P ∧ T| / |P ∨ T|`` per image.
+
+    ``pred`` and ``truth``: ``(B, 1, H, W)`` or ``(1, H, W)`` bool, True = damaged. Two empty maps agree
+    perfectly: 1.0. Returns float64, averaged over images (``reduction="none"``: shape ``(B,)``).
+    """
+    tp, fp, fn = _counts(pred, truth)
+    union = tp + fp + fn
+    return _reduce(torch.where(union > 0, tp / union.clamp(min=1), torch.ones_like(tp)), reduction)
+
+
+def f1(pred: torch.Tensor, truth: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    """F1 (Dice) of two boolean damage maps, ``2|P ∧ T| / (|P| + |T|)`` per image; 1.0 when both are empty.
+
+    Shapes, values and ``reduction`` as :func:`iou`. Always ``f1 = 2·iou / (1 + iou)``.
+    """
+    tp, fp, fn = _counts(pred, truth)
+    total = 2 * tp + fp + fn
+    return _reduce(torch.where(total > 0, 2 * tp / total.clamp(min=1), torch.ones_like(tp)), reduction)

@@ -107,3 +107,43 @@ def test_folder_problems(folders, tmp_path, problem, capsys):
     assert err.startswith("murallab evaluate: error:")
     assert {"missing_folder": "no folder", "empty_folder": "no images", "missing_mask": "002.png has no mask"}[
         problem] in err
+
+
+def _strict_json(path):
+    """json.loads that rejects the non-standard constants Python's json writes by default (Infinity, NaN)."""
+    def reject(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def test_json_is_strict_when_every_prediction_is_perfect(folders, tmp_path, capsys):
+    """Predictions identical to the ground truth (PSNR infinite): the JSON parses strictly, PSNR is null in every
+    row and in the mean (MSE 0, SSIM 1 stay numbers), the file explains null, and so does the printed output."""
+    gt_dir, _, mask_dir = folders
+    out = tmp_path / "perfect.json"
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(gt_dir), "--mask", str(mask_dir),
+                     "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = _strict_json(out)
+    for row in list(result["images"].values()) + [result["mean"]]:
+        assert row["psnr"] is None and row["psnr_hole"] is None
+        assert row["mse"] == 0 and row["mse_hole"] == 0 and row["ssim"] == pytest.approx(1.0)
+    assert "PSNR is infinite" in result["null"] and "null" in printed and "PSNR is infinite" in printed
+    json.dumps(result, allow_nan=False)  # and it holds no float inf/nan once read
+
+
+def test_json_hole_scores_of_an_image_without_holes_are_null(folders, tmp_path):
+    """An all-known mask: that image's hole scores are null (no NaN in the file) and the hole means come from the
+    other images alone; its whole-image scores stay numbers."""
+    gt_dir, pred_dir, mask_dir = folders
+    save_mask(torch.ones(1, 48, 64), mask_dir / "002_mask.png")
+    out = tmp_path / "scores.json"
+    assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir), "--mask", str(mask_dir),
+                     "--json", str(out)]) == 0
+    result = _strict_json(out)
+    rows = result["images"]
+    assert rows["002"]["mse_hole"] is None and rows["002"]["psnr_hole"] is None and rows["002"]["ssim_hole"] is None
+    assert rows["002"]["mse"] > 0 and rows["002"]["psnr"] > 0
+    assert result["mean"]["mse_hole"] == pytest.approx((rows["000"]["mse_hole"] + rows["001"]["mse_hole"]) / 2)
+    assert rows["000"]["psnr"] is None and result["mean"]["psnr"] is None  # 000 is a perfect restoration
+    assert "without holes" in result["null"]

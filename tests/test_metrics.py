@@ -185,3 +185,39 @@ def test_blurred_truth_rejects_bad_sigma_and_masks(pair):
         metrics.blurred_truth(target, mask, 0)
     with pytest.raises(ValueError, match="size"):
         metrics.blurred_truth(target, mask[..., :-1], 2.0)
+
+
+# --- damage maps: IoU and F1 -------------------------------------------------------------------------------------
+
+def _set_iou_f1(pred, truth):
+    """IoU and F1 from Python sets of damaged pixel indices: an independent formulation."""
+    p, t = set(np.flatnonzero(pred.numpy())), set(np.flatnonzero(truth.numpy()))
+    if not p and not t:
+        return 1.0, 1.0
+    return len(p & t) / len(p | t), 2 * len(p & t) / (len(p) + len(t))
+
+
+def test_iou_and_f1_match_set_formulas():
+    g = torch.Generator().manual_seed(5)
+    pred = torch.rand(4, 1, 9, 7, generator=g) > torch.tensor([0.2, 0.5, 0.9, 1.0]).view(4, 1, 1, 1)
+    truth = torch.rand(4, 1, 9, 7, generator=g) > 0.6
+    truth[3] = False  # image 3: both maps empty, perfect agreement
+    want = [_set_iou_f1(a, b) for a, b in zip(pred, truth)]
+    iou, f1 = metrics.iou(pred, truth, reduction="none"), metrics.f1(pred, truth, reduction="none")
+    assert iou.dtype == torch.float64 and iou.shape == (4,)
+    assert iou.tolist() == pytest.approx([w[0] for w in want], abs=1e-12)
+    assert f1.tolist() == pytest.approx([w[1] for w in want], abs=1e-12)
+    assert iou[3] == 1.0 and f1[3] == 1.0
+    torch.testing.assert_close(f1, 2 * iou / (1 + iou), atol=1e-12, rtol=0)  # the identity between the two
+    assert metrics.iou(pred, truth).item() == pytest.approx(iou.mean().item(), abs=1e-12)
+
+
+def test_iou_hand_case_and_bad_input():
+    pred = torch.tensor([[[True, True, False, False]]])  # (1, 1, 4)
+    truth = torch.tensor([[[False, True, True, False]]])
+    assert metrics.iou(pred, truth).item() == pytest.approx(1 / 3)
+    assert metrics.f1(pred, truth).item() == pytest.approx(1 / 2)
+    with pytest.raises(ValueError, match="boolean"):
+        metrics.iou(pred.float(), truth)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.f1(pred, truth[..., :3])

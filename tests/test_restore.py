@@ -1,9 +1,10 @@
 """murallab.restore: tiled full-resolution restoration, detection, blind restoration, and their CLI commands.
 
 The truths used here: a tiled run of a network equals the whole-image run wherever the tile's receptive field stays
-inside the tile (exactly, when tiles start on the network's stride grid); the blending weights are a partition of
-unity (tiling the identity gives the image back); compositing keeps known pixels bit for bit; files written by the
-CLI are read back with PIL, not with murallab's own loaders.
+inside the tile (up to rounding, when tiles start on the network's stride grid: a tile's convolutions need not sum
+in the whole image's order on every CPU, so this is a tolerance, not bit-exactness); the blending weights are a
+partition of unity (tiling the identity gives the image back); compositing keeps known pixels bit for bit; files
+written by the CLI are read back with PIL, not with murallab's own loaders.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from PIL import Image
 from murallab import cli
 from murallab.data import load_image, random_walk_mask
 from murallab.nn import DualDecoderUNet, PConvUNet, UNet
-from murallab.restore import detect, restore, restore_blind, tile_windows, tiled
+from murallab.restore import detect, restore, restore_blind
+from murallab.tiling import tile_windows, tiled
 from murallab.train.checkpoint import save_checkpoint
 
 # PConvUNet(layers=3) and UNet(layers=3) have a stride of 8 and change no output further than 29 px from a changed
@@ -106,7 +108,7 @@ def _case(cls, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tiled_prediction_equals_whole_image_away_from_seams(cls, seed):
     """With tiles on the network's stride grid, the tiled prediction equals the whole-image one outside the overlaps
-    (68 % of the pixels; bit for bit on CPU) and stays close inside them."""
+    (68 % of the pixels; up to rounding, 1e-5, which some CPUs meet bit for bit) and stays close inside them."""
     model, image, mask, x, whole = _case(cls, seed)
     with torch.no_grad():
         tiles = tiled(_predict(model), x, tile=TILE, overlap=OVERLAP)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.masks import composite
 from .partial_conv import PartialConv2d
 
 
@@ -101,11 +102,27 @@ def zero_last_layer(conv: nn.Conv2d) -> None:
 class EncoderDecoder(nn.Module):
     """Base for the U-Nets: ``self.enc`` holds the encoder; everything else is the decoder.
 
-    Gives phased training its parameter groups and the paper's frozen-encoder-BatchNorm fine-tuning.
+    Gives phased training its parameter groups and the paper's frozen-encoder-BatchNorm fine-tuning, and the one
+    calling convention that the trainer and ``murallab.restore`` use for every network:
+
+        output   = model(*model.inputs(batch))         # batch: {"image", "mask", "masked", ["corrupted"]}
+        restored = model.restored(output, batch)       # (B, 3, H, W) in [0, 1], known pixels from the input
+
+    ``blind`` is False for a network told where the holes are (``forward(masked, mask)``) and True for one that
+    finds them itself (``forward(corrupted) -> (image, damage_probability)``).
     """
 
     enc: nn.Module
     _freeze_enc_bn = False
+    blind = False
+
+    def inputs(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        """The forward arguments for a batch: ``(masked, mask)``, shapes ``(B, 3, H, W)`` and ``(B, 1, H, W)``."""
+        return batch["masked"], batch["mask"]
+
+    def restored(self, output: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The restored image: the batch's known pixels, the prediction (clamped to [0, 1]) in the holes."""
+        return composite(batch["image"], batch["mask"], output.float().clamp(0, 1))
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         return self.enc.parameters()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.masks import composite
+from ..metrics import DAMAGE_THRESHOLD
 from .blocks import EncoderDecoder, ResBlock, pad_to_multiple
 
 
@@ -42,6 +43,8 @@ class DualDecoderUNet(EncoderDecoder):
     Any H×W works (replicate-padded to a multiple of ``2**depth``, then cropped).
     """
 
+    blind = True
+
     def __init__(self, in_channels: int = 3, base: int = 32, depth: int = 4):
         super().__init__()
         self.depth = depth
@@ -64,10 +67,14 @@ class DualDecoderUNet(EncoderDecoder):
         damage = torch.sigmoid(self.damage_head(self.damage_decoder(skips)))
         return ((image + 1) / 2)[..., :h, :w], damage[..., :h, :w]
 
-    @staticmethod
-    def composite(corrupted: torch.Tensor, image: torch.Tensor, damage_prob: torch.Tensor,
-                  threshold: float = 0.1) -> torch.Tensor:
+    def inputs(self, batch: dict) -> tuple[torch.Tensor]:
+        """The forward argument for a batch: the corrupted mural (painted damage), else the masked one."""
+        return (batch.get("corrupted", batch["masked"]),)
+
+    def restored(self, output: tuple[torch.Tensor, torch.Tensor], batch: dict,
+                 threshold: float = DAMAGE_THRESHOLD) -> torch.Tensor:
         """Keep the input wherever no damage is predicted: ``known = damage_prob < threshold``,
         ``out = known · corrupted + (1 - known) · image``. Shapes as ``forward``; all in [0, 1].
         """
-        return composite(corrupted, damage_prob < threshold, image)
+        image, damage = (o.float() for o in output)
+        return composite(self.inputs(batch)[0], damage < threshold, image)

@@ -15,9 +15,11 @@ continues bit for bit as if never stopped: the data order and the masks depend o
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,8 +30,6 @@ from tqdm import tqdm
 
 from .. import metrics
 from .._device import device as pick_device
-from ..data.masks import composite as _composite
-from ..nn import DualDecoderUNet
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .log import RunLog
@@ -69,20 +69,15 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or inf; training stopped and the last good checkpoint was kept."""
 
 
+def _net(model):
+    """The network inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def predict(model, batch: dict):
-    """Run ``model`` on a batch: blind networks see the corrupted image, the others the masked image and the mask."""
-    net = model.module if isinstance(model, DistributedDataParallel) else model
-    if isinstance(net, DualDecoderUNet):
-        return model(batch.get("corrupted", batch["masked"]))
-    return model(batch["masked"], batch["mask"])
-
-
-def composite(out, batch: dict, threshold: float = 0.1) -> torch.Tensor:
-    """The restored image in [0, 1]: known pixels from the input. A blind network uses its own damage map."""
-    if isinstance(out, tuple):
-        image, damage = out
-        return DualDecoderUNet.composite(batch.get("corrupted", batch["masked"]), image, damage, threshold)
-    return _composite(batch["image"], batch["mask"], out.clamp(0, 1))
+    """Run ``model`` (possibly DDP-wrapped, so gradients synchronise) on a batch, with the network's own inputs:
+    ``(masked, mask)`` for a mask-guided network, the corrupted image for a blind one (``murallab.nn``)."""
+    return model(*_net(model).inputs(batch))
 
 
 def _to(batch: dict, device) -> dict:
@@ -93,7 +88,8 @@ def _to(batch: dict, device) -> dict:
 def validate(model, loss_fn, loader, device, amp_dtype=None) -> dict[str, float]:
     """Mean loss, PSNR, SSIM and hole-only PSNR of the composite over ``loader`` (per image, then averaged).
 
-    For a blind network also the IoU of its damage map (> 0.5) with the true holes.
+    For a blind network also the IoU of its damage map (P(damage) >= ``metrics.DAMAGE_THRESHOLD``) with the true
+    holes.
     """
     model.eval()
     sums, n = {}, 0
@@ -102,17 +98,15 @@ def validate(model, loss_fn, loader, device, amp_dtype=None) -> dict[str, float]
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             out = predict(model, batch)
             total, _ = loss_fn(out, batch["image"], batch["mask"])
-        out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
-        restored, image, mask = composite(out, batch), batch["image"], batch["mask"]
+        restored, image, mask = _net(model).restored(out, batch), batch["image"], batch["mask"]
         b = len(image)
         values = {"loss": total.item() * b,
                   "psnr": metrics.psnr(restored, image, reduction="none").clamp(max=100).sum().item(),
                   "ssim": metrics.ssim(restored, image, reduction="none").sum().item(),
                   "psnr_hole": metrics.psnr(restored, image, mask, reduction="none").clamp(max=100).sum().item()}
-        if isinstance(out, tuple):
-            pred_hole, hole = out[1] > 0.5, mask < 0.5
-            inter, union = (pred_hole & hole).sum((1, 2, 3)), (pred_hole | hole).sum((1, 2, 3))
-            values["damage_iou"] = (inter / union.clamp(min=1)).sum().item()
+        if _net(model).blind:
+            damaged = out[1].float() >= metrics.DAMAGE_THRESHOLD
+            values["damage_iou"] = metrics.iou(damaged, mask < 0.5, reduction="none").sum().item()
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + v
         n += b
@@ -144,6 +138,38 @@ def _loader(dataset, cfg: TrainConfig, epoch: int, *, train: bool) -> DataLoader
                       num_workers=cfg.num_workers)
 
 
+def _check_resumable(path: Path, ckpt: dict, config: dict, model) -> None:
+    """Resuming ``path`` with another network than the one it was trained with is an error, in one line that names
+    both (the model settings of the checkpoint and of the config, with the first parameter that differs)."""
+    from ..nn import MODELS
+
+    def full(spec):  # the constructor's defaults filled in: {name: PConvUNet, base: 8} == {..., layers: 7}
+        spec = dict(spec or {})
+        name = spec.pop("name", None)
+        try:
+            bound = inspect.signature(MODELS[name]).bind(**spec)
+        except (KeyError, TypeError):
+            return name, spec
+        bound.apply_defaults()
+        return name, dict(bound.arguments)
+
+    def show(spec):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in spec.items()) + "}"
+
+    saved, asked = (ckpt.get("config") or {}).get("model"), config.get("model")
+    theirs, ours = ckpt["model"], model.state_dict()
+    shapes = [f"{k} is {tuple(theirs[k].shape)} there, {tuple(v.shape)} here" for k, v in ours.items()
+              if k in theirs and theirs[k].shape != v.shape]
+    only = sorted(set(ours) ^ set(theirs))
+    if not (shapes or only or (saved and asked and full(saved) != full(asked))):
+        return
+    detail = shapes[0] if shapes else f"{only[0]} is in only one of them" if only else ""
+    raise ValueError(f"{path} was trained with " + (f"model {show(saved)}" if saved else "another network")
+                     + (f"; this config asks for {show(asked)}" if asked else "")
+                     + (f" ({detail})" if detail else "")
+                     + ": resume with the same model settings, or choose another output folder (--out)")
+
+
 def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfig, out_dir, *,
         resume: bool = False, config: dict | None = None) -> dict:
     """Train ``model`` through ``phases``; write ``last.pt``, ``best.pt`` and logs to ``out_dir``.
@@ -156,10 +182,15 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             train on different data (``Phase.data``).
         config: the JSON-able run description stored in checkpoints (``config["model"]`` lets
             ``load_model`` rebuild the network).
-        resume: continue from ``out_dir/last.pt``. Without it an existing run in ``out_dir`` is an error.
+        resume: continue from ``out_dir/last.pt`` (with the same network, else ValueError). Without it an existing
+            run in ``out_dir`` is an error. A folder without ``last.pt`` (a run that failed in its first epoch)
+            starts afresh: the logs that run left (metrics.csv, metrics.json, TensorBoard events) are removed.
     Returns:
         ``{"best": value, "monitor": name, "best_checkpoint", "last_checkpoint", "steps", "epochs",
-        "stopped_early": [phase names], "history": {tag: [[step, value], ...]}}``
+        "stopped_early": [phase names], "diverged": bool, "history": {tag: [[step, value], ...]}}``.
+        A run diverges when a validation loss exceeds 100x the smaller of the loss at step 1 and the best validation
+        loss before it; it then warns (RuntimeWarning) once and trains on; ``best.pt`` stays the best epoch by
+        ``cfg.monitor``.
     """
     out = Path(out_dir)
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -185,13 +216,17 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     ckpt = None
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
+        _check_resumable(last_path, ckpt, config, model)
         model.load_state_dict(ckpt["model"])
         progress = ckpt["progress"]
         torch.set_rng_state(ckpt["rng"]["torch"])
         if main:
             print(f"resuming {out} at phase {progress['phase'] + 1}, epoch {progress['epoch'] + 1}, "
                   f"step {progress['step']}")
-    log = RunLog(out, enabled=main)
+    log = RunLog(out, enabled=main, fresh=ckpt is None)
+    if log.removed:
+        print(f"{out}: the run there left no last.pt{' to resume' if resume else ''} (it stopped in its first "
+              f"epoch); starting a new run, without its logs ({', '.join(log.removed)} removed)")
     if ckpt is not None:
         log.truncate(progress["step"])
 
@@ -253,14 +288,15 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
                 sched.step()
                 progress["step"] += 1
                 step = progress["step"]
+                if step == 1:  # the untrained network's loss: the scale for the divergence check
+                    progress["first_loss"] = total.item()
                 if step % cfg.log_every == 0 or step == 1:
                     log.scalars(step, {"train/loss": total.item(), "lr": sched.get_last_lr()[0],
                                        **{f"train/{k}": float(v) for k, v in terms.items()}})
                     bar.set_postfix(loss=f"{total.item():.4f}")
                 if step % cfg.image_every == 0:
                     with torch.no_grad():
-                        restored = composite(tuple(o.float() for o in output) if isinstance(output, tuple)
-                                             else output.float(), batch)
+                        restored = model.restored(output, batch)
                     log.images(step, "train/masked|restored|target", [batch["masked"], restored, batch["image"]])
             bar.close()
 
@@ -278,8 +314,24 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             else:
                 progress["bad_epochs"] += 1
             if better(value, progress["best"]):
-                progress["best"] = value
+                progress["best"], progress["best_epoch"] = value, progress["global_epoch"]
                 save(best_path, opt, sched, scaler)
+            # divergence: a validation loss 100x the untrained network's (step 1) or the best one before it
+            first, best_loss = progress.get("first_loss"), progress.get("best_val_loss")
+            scale = min((x for x in (first, best_loss) if x), default=None)
+            if main and scale and val["loss"] > 100 * scale and not progress.get("diverged"):
+                progress["diverged"] = progress["global_epoch"]
+                best_epoch = progress.get("best_epoch")
+                warnings.warn(
+                    f"the run diverged: validation loss {val['loss']:.3g} after epoch {epoch + 1} of phase "
+                    f"{phase.name!r} is {val['loss'] / scale:.3g}x "
+                    f"{'the loss at step 1' if scale == first else 'the best validation loss'} ({scale:.3g}). "
+                    f"Lower the learning rate (lr {phase.lr:g}). {best_path} keeps the best epoch by {cfg.monitor} "
+                    f"(epoch {best_epoch} of the run, {cfg.monitor} {progress['best']:.4g})"
+                    f"{', which diverged too' if best_epoch == progress['global_epoch'] else ''}; "
+                    f"{last_path} holds the latest weights.", RuntimeWarning, stacklevel=2)
+            if progress.get("best_val_loss") is None or val["loss"] < progress["best_val_loss"]:
+                progress["best_val_loss"] = val["loss"]
             stop = phase.patience is not None and progress["bad_epochs"] >= phase.patience
             if stop:
                 progress["stopped_early"].append(phase.name)
@@ -298,7 +350,8 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             if stop:
                 break
     log.close()
-    distributed.barrier()
+    distributed.cleanup()  # every rank waits (rank 0 wrote last.pt), then leaves the process group setup() joined
     return {"best": progress["best"], "monitor": cfg.monitor, "best_checkpoint": best_path,
             "last_checkpoint": last_path, "steps": progress["step"], "epochs": progress["global_epoch"],
-            "stopped_early": progress["stopped_early"], "history": log.history}
+            "stopped_early": progress["stopped_early"], "diverged": bool(progress.get("diverged")),
+            "history": log.history}

@@ -100,15 +100,39 @@ def test_gradients_reach_every_parameter(batch):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-def test_composite_keeps_pixels_below_threshold():
+def test_blind_restored_keeps_pixels_below_threshold():
+    """The blind network's restored image: the input where P(damage) < threshold, its own image elsewhere
+    (values copied, so exact)."""
     g = torch.Generator().manual_seed(0)
     corrupted, image = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
     damage = torch.rand(2, 1, 16, 16, generator=g)
+    model = DualDecoderUNet(base=8, depth=3)
+    batch = {"masked": torch.zeros_like(corrupted), "corrupted": corrupted}
     for threshold in (0.1, 0.5):
-        out = DualDecoderUNet.composite(corrupted, image, damage, threshold=threshold)
+        out = model.restored((image, damage), batch, threshold=threshold)
         keep = (damage < threshold).expand_as(out)
         assert torch.equal(out[keep], corrupted[keep])
         assert torch.equal(out[~keep], image[~keep])
+
+
+@pytest.mark.parametrize("make", [lambda: PConvUNet(**SMALL), lambda: UNet(**SMALL),
+                                  lambda: DualDecoderUNet(base=8, depth=3)])
+def test_one_calling_convention(make, batch):
+    """Every network runs as ``model(*model.inputs(batch))`` and ``model.restored(output, batch)`` keeps the
+    known pixels of the input; ``blind`` tells which input it reads."""
+    image, mask = batch
+    masked = image * mask
+    model = make().eval()
+    b = {"image": image, "mask": mask, "masked": masked}
+    with torch.no_grad():
+        restored = model.restored(model(*model.inputs(b)), b)
+    assert restored.shape == image.shape and 0 <= restored.min() and restored.max() <= 1
+    if model.blind:
+        assert model.inputs(b)[0] is masked and model.inputs(dict(b, corrupted=image))[0] is image
+    else:
+        assert len(model.inputs(b)) == 2
+        known = mask.bool().expand_as(image)
+        assert torch.equal(restored[known], image[known])
 
 
 @pytest.mark.parametrize("make", [lambda: PConvUNet(**SMALL), lambda: UNet(**SMALL)])

@@ -245,3 +245,115 @@ def test_ddp_two_cpu_processes(tmp_path):
     # 4 murals x 4 patches = 16 training patches, 8 per rank, batch 4: 2 steps per rank (1 step alone: 4)
     assert ckpt["progress"]["step"] == 2
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+# --- resume with another network, divergence, a failed run's folder ----------------------------------------
+
+def one_epoch(**model) -> dict:
+    return tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 2}],
+                **({"model": {"name": "PConvUNet", "layers": 2, "base": 4, **model}} if model else {}))
+
+
+def test_resume_with_another_model_is_a_one_line_error(tmp_path):
+    """base 4, then resume with base 8: not load_state_dict's multi-line size-mismatch RuntimeError but one line
+    that names last.pt, both model settings and the first weight that differs."""
+    cfg = one_epoch()
+    cfg["phases"][0]["epochs"] = 1
+    run(cfg, tmp_path)
+    with pytest.raises(ValueError) as info:
+        run(one_epoch(base=8), tmp_path, resume=True)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'last.pt'} was trained with model {{name: PConvUNet, layers: 2, base: 4}};"
+                              f" this config asks for {{name: PConvUNet, layers: 2, base: 8}} (enc.0.conv.weight is "
+                              f"(4, 3, 7, 7) there, (8, 3, 7, 7) here): resume with the same model settings")
+    with pytest.raises(ValueError, match=r"last\.pt was trained with model .*base: 4.* \(enc\.0\.conv\.weight is"):
+        r = build_run(one_epoch(base=8))  # no config["model"] given to fit: the weights alone tell
+        fit(r["model"], r["loss"], r["train_set"], r["val_set"], r["phases"], r["train"], tmp_path, resume=True)
+    # a setting that changes no weight's shape is refused too ...
+    with pytest.raises(ValueError, match=r"this config asks for \{.*upsample: bilinear\}: resume with the same"):
+        run(one_epoch(upsample="bilinear"), tmp_path, resume=True)
+    # ... and the same network, spelled out with a default, resumes (its one phase was over: nothing left to do)
+    _, result = run(one_epoch(in_channels=3), tmp_path, resume=True)
+    assert result["epochs"] == 1 and result["steps"] == 4
+
+
+def test_a_diverging_run_warns_once_and_names_the_kept_checkpoint(tmp_path):
+    """lr 1e6: the validation loss jumps to ~1e14 from ~1 at step 1. The old loop finished quietly (exit 0)."""
+    cfg = tiny(phases=[{"name": "a", "lr": 1e6, "epochs": 2}])
+    with pytest.warns(RuntimeWarning, match=r"the run diverged: validation loss .* after epoch 1 of phase 'a' is "
+                                            r".*x the loss at step 1") as record:
+        _, result = run(cfg, tmp_path)
+    assert result["diverged"] is True
+    diverged = [str(w.message) for w in record if "diverged" in str(w.message)]
+    assert len(diverged) == 1
+    first_train_loss = result["history"]["train/loss"][0][1]
+    assert result["history"]["val/loss"][0][1] > 100 * first_train_loss
+    best = load_checkpoint(tmp_path / "best.pt")["progress"]
+    assert (f"{tmp_path / 'best.pt'} keeps the best epoch by psnr (epoch {best['best_epoch']} of the run, "
+            f"psnr {best['best']:.4g})") in diverged[0]
+
+
+def test_divergence_is_100x_the_best_validation_loss(tmp_path, monkeypatch):
+    """Scripted validation losses: 98x the best one so far is not divergence, 102x is; it is reported once."""
+    import warnings
+
+    import murallab.train.trainer as trainer
+
+    def script(losses, psnrs):
+        values = iter(zip(losses, psnrs))
+        monkeypatch.setattr(trainer, "validate", lambda *a, **k: dict(zip(("loss", "psnr"), next(values))))
+        cfg = tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": len(losses)}])
+        out = tmp_path / str(len(losses))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, result = run(cfg, out)
+        return result, [str(w.message) for w in caught if "diverged" in str(w.message)]
+
+    result, warned = script([1.0, 0.5, 49.0], [20.0, 22.0, 10.0])
+    assert result["diverged"] is False and warned == []
+    result, warned = script([1.0, 0.5, 49.0, 51.0, 0.4, 1000.0], [20.0, 22.0, 10.0, 9.0, 23.0, 5.0])
+    assert result["diverged"] is True and len(warned) == 1
+    assert "after epoch 4 of phase 'a' is 102x the best validation loss (0.5)" in warned[0]
+    assert "best.pt keeps the best epoch by psnr (epoch 2 of the run, psnr 22)" in warned[0]
+    assert "which diverged too" not in warned[0]
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_failed_run_folder_starts_clean(tmp_path, resume):
+    """A run that crashed in its first epoch left metrics.csv and TensorBoard events but no last.pt. Running again
+    (with or without resume) starts a new run whose logs hold only its own steps (the old loop appended to the
+    crashed run's metrics.csv); the kit's old log files go, the user's files stay."""
+    import csv
+    import json
+
+    cfg = tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 1}])
+    r = build_run(cfg)
+    calls = {"n": 0}
+
+    class CrashAtStep3(nn.Module):
+        def forward(self, out, image, mask):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise MemoryError("simulated crash in epoch 1")
+            return r["loss"](out, image, mask)
+
+    with pytest.raises(MemoryError):
+        fit(r["model"], CrashAtStep3(), r["train_set"], r["val_set"], r["phases"], r["train"], tmp_path,
+            config={"model": cfg["model"]})
+    old_events = sorted((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "last.pt").exists() and (tmp_path / "metrics.csv").exists() and old_events
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "tensorboard" / "notes.txt").write_text("mine too")
+
+    _, result = run(cfg, tmp_path, resume=resume)
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "tag", "value"] and rows.count(["step", "tag", "value"]) == 1
+    assert [int(s) for s, tag, _ in rows[1:] if tag == "train/loss"] == [1, 2, 3, 4]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == result["history"]
+    assert [s for s, _ in result["history"]["train/loss"]] == [1, 2, 3, 4]
+    assert not any(p.exists() for p in old_events)
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "tensorboard" / "notes.txt").read_text() == "mine too"
