@@ -69,7 +69,7 @@ class DualDecoderUNet(EncoderDecoder):
 
     def inputs(self, batch: dict) -> tuple[torch.Tensor]:
         """The forward argument for a batch: the corrupted mural (painted damage), else the masked one."""
-        return (batch.get("corrupted", batch["masked"]),)
+        return (batch["corrupted"] if "corrupted" in batch else batch["masked"],)
 
     def restored(self, output: tuple[torch.Tensor, torch.Tensor], batch: dict,
                  threshold: float = DAMAGE_THRESHOLD) -> torch.Tensor:
