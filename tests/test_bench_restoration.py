@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
     damage[:, :96] = 0  # the top half is damaged: hole_value=255 writes it white, as the real mask file is
     save_mask(damage, data / "damaged_mask.png", hole_value=255)
     out = data / "out"
-    common = ["--data", data, "--train", "wall.png", "--held-out", "small.png", "damaged.png", "--patch", "64",
+    common = ["--split", "wall", "--data", data, "--train", "wall.png", "--held-out", "small.png", "damaged.png", "--patch", "64",
               "--per-image", "3", "--detector-minutes", "0"]
     log = bench(*common, "--config", "configs/tiny_cpu.yaml", "--epochs", "1", "--out", out)
     return common, out, log
@@ -50,7 +50,32 @@ def test_bench_trains_and_reports_every_method_and_the_ruler(trained):
     assert all(a["psnr"] > b["psnr"] and a["ssim"] > b["ssim"] for a, b in zip(ruler, ruler[1:]))
     gain = report["results"]["murallab"]["psnr"] - report["results"]["telea"]["psnr"]
     assert report["summary"]["psnr_gain_over_telea"] == pytest.approx(gain)
-    assert (out / "examples.png").stat().st_size > 0 and "goal (+1.5 dB, +0.03)" in log.stdout
+    assert (out / "examples.png").stat().st_size > 0 and "bar (+1.5 dB, +0.02 SSIM everywhere)" in log.stdout
+
+
+def test_bench_pool_split_scores_per_hole_ratio_bin(tmp_path):
+    """--split pool trains on pool/train, holds out pool/heldout plus the named murals, and reports each method per
+    hole-ratio bin; the bins partition the patches and their patch-weighted mean is the overall mean."""
+    pool = tmp_path / "pool"
+    for split, n in (("train", 3), ("heldout", 2)):
+        (pool / split).mkdir(parents=True)
+        for i in range(n):
+            save_image(make_mural(128, 160, seed=10 * n + i), pool / split / f"m{i}.png")
+    data = tmp_path / "murals"
+    data.mkdir()
+    save_image(make_mural(128, 128, seed=99), data / "small.png")
+    out = tmp_path / "out"
+    bench("--pool", pool, "--data", data, "--held-out", "small.png", "--patch", "64", "--per-image", "2",
+          "--pool-per-image", "3", "--detector-minutes", "0", "--config", "configs/tiny_cpu.yaml", "--epochs", "1",
+          "--out", out)
+    report = json.loads((out / "results.json").read_text())
+    assert report["held_out_patches"] == 2 * 3 + 2
+    for method in ("telea", "push_pull", "murallab"):
+        r = report["results"][method]
+        assert sum(b["patches"] for b in r["bins"].values()) == 8
+        assert sum(b["psnr"] * b["patches"] for b in r["bins"].values()) / 8 == pytest.approx(r["psnr"], abs=1e-9)
+    gain = report["summary"]["gain_over_telea"]
+    assert set(gain) == {"all", "bar_met", *report["results"]["telea"]["bins"]}
 
 
 def test_bench_held_out_patches_avoid_labelled_damage(trained):
@@ -61,7 +86,7 @@ def test_bench_held_out_patches_avoid_labelled_damage(trained):
     finally:
         sys.path.remove(str(REPO / "bench"))
     common, _, _ = trained
-    data = Path(common[1])
+    data = Path(common[common.index("--data") + 1])
     image = load_image(data / "damaged.png")
     patches = held_out_patches(data, ["damaged.png"], 64, 3, seed=0)
     assert len(patches) == 3

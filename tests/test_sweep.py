@@ -20,24 +20,27 @@ from murallab.sweep import collect, load_grid
 REPO = Path(__file__).resolve().parents[1]
 
 
+def write_notebook(path: Path, parameters: str, body: str) -> Path:
+    """A two-cell notebook for the murallab kernel: a ``parameters`` cell, then ``body``."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell(body)])
+    nb.metadata = {"kernelspec": {"name": "murallab", "display_name": "Python (murallab)", "language": "python"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
 @pytest.fixture
 def notebook(tmp_path):
     """A tiny notebook: y = 2x into metrics.json; x == 3 fails; every execution is counted in a log file."""
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1\nscale = 2\noutput_dir = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import json, pathlib\n"
-            f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}}\\n')\n"
-            "assert x != 3, 'x = 3 is the broken point'\n"
-            "import os\n"
-            "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps(\n"
-            "    {'y': scale * x, 'cwd': str(pathlib.Path.cwd()), 'threads': os.environ.get('OMP_NUM_THREADS')}))"),
-    ])
-    nb.metadata = {"kernelspec": {"name": "murallab", "display_name": "Python (murallab)", "language": "python"}}
-    (tmp_path / "nbs").mkdir()
-    path = tmp_path / "nbs" / "tiny.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(
+        tmp_path / "nbs" / "tiny.ipynb", "x = 1\nscale = 2\noutput_dir = None",
+        "import json, pathlib\n"
+        f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}}\\n')\n"
+        "assert x != 3, 'x = 3 is the broken point'\n"
+        "import os\n"
+        "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps(\n"
+        "    {'y': scale * x, 'cwd': str(pathlib.Path.cwd()), 'threads': os.environ.get('OMP_NUM_THREADS')}))")
 
 
 def executions(tmp_path) -> list[int]:
@@ -162,16 +165,11 @@ def test_ctrl_c_stops_the_kernel_and_leaves_consistent_results(tmp_path):
     """Ctrl-C in the middle of a run: the kernel stops at once (its cell would sleep 10 minutes), the queued run is
     not started, results.csv lists the finished run as done and the stopped one as interrupted, and the command
     says so in one line and exits 130, without a traceback."""
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1\noutput_dir = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell(
-            "import json, os, pathlib, time\n"
-            f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}} {{os.getpid()}}\\n')\n"
-            "if x == 2:\n    time.sleep(600)\n"
-            "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'y': 2 * x}))"),
-    ])
-    nb.metadata = {"kernelspec": {"name": "murallab", "display_name": "Python (murallab)", "language": "python"}}
-    nbformat.write(nb, tmp_path / "sleepy.ipynb")
+    write_notebook(tmp_path / "sleepy.ipynb", "x = 1\noutput_dir = None",
+                   "import json, os, pathlib, time\n"
+                   f"open({str(tmp_path / 'executions.log')!r}, 'a').write(f'{{x}} {{os.getpid()}}\\n')\n"
+                   "if x == 2:\n    time.sleep(600)\n"
+                   "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'y': 2 * x}))")
     (tmp_path / "grid.yaml").write_text("grid: {x: [1, 2, 3]}\n")
     out = tmp_path / "sweep"
     log = tmp_path / "executions.log"
