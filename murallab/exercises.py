@@ -107,7 +107,8 @@ def check_iou(fn) -> bool:
         if not abs(got - want) <= 1e-6:  # also catches NaN
             hint = ("that is F1 (Dice): 2·|A∩B| / (|A| + |B|); IoU is |A∩B| / |A∪B|"
                     if abs(got - float(metrics.f1(*pooled))) < 1e-6
-                    else "two empty maps agree perfectly: return 1.0 when the union is empty" if not (pred | truth).any()
+                    else "two empty maps agree perfectly: return 1.0 when the union is empty"
+                    if not (pred | truth).any()
                     else "IoU = |pred ∧ truth| / |pred ∨ truth|, counted over all pixels")
             return _report(False, "IoU", hint)
     return _report(True, "IoU")

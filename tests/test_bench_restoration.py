@@ -34,8 +34,8 @@ def trained(tmp_path_factory):
     damage[:, :96] = 0  # the top half is damaged: hole_value=255 writes it white, as the real mask file is
     save_mask(damage, data / "damaged_mask.png", hole_value=255)
     out = data / "out"
-    common = ["--split", "wall", "--data", data, "--train", "wall.png", "--held-out", "small.png", "damaged.png", "--patch", "64",
-              "--per-image", "3", "--detector-minutes", "0"]
+    common = ["--split", "wall", "--data", data, "--train", "wall.png", "--held-out", "small.png", "damaged.png",
+              "--patch", "64", "--per-image", "3", "--detector-minutes", "0"]
     log = bench(*common, "--config", "configs/tiny_cpu.yaml", "--epochs", "1", "--out", out)
     return common, out, log
 

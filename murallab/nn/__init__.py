@@ -3,15 +3,18 @@
 - ``PartialConv2d``: Liu et al. 2018, with the paper's sum(1)/sum(M) window factor.
 - ``PConvUNet``: the paper's U-Net of partial convolutions (seeds 001, 003).
 - ``UNet``: the same shape with plain convolutions and the mask as a 4th channel (the baseline).
+- ``FFCUNet``: a U-Net refining push-pull with fast Fourier convolutions (LaMa's image-wide view) at 1/8 size.
 - ``DualDecoderUNet``: blind restoration, one encoder and two decoders (image, damage probability) (seed 002).
 """
 
 from .dual_decoder_unet import DualDecoderUNet
+from .ffc_unet import FFCUNet
 from .partial_conv import PartialConv2d
 from .pconv_unet import PConvUNet
 from .unet import UNet
 
-MODELS = {"PConvUNet": PConvUNet, "UNet": UNet, "DualDecoderUNet": DualDecoderUNet}  # model(image, mask)
+MODELS = {"PConvUNet": PConvUNet, "UNet": UNet, "FFCUNet": FFCUNet,  # model(image, mask)
+          "DualDecoderUNet": DualDecoderUNet}                           # model(image) -> (image, damage)
 
 
 def build_model(name: str, **kwargs):
@@ -31,4 +34,4 @@ def build_model(name: str, **kwargs):
     return MODELS[name](**kwargs)
 
 
-__all__ = ["PartialConv2d", "PConvUNet", "UNet", "DualDecoderUNet", "MODELS", "build_model"]
+__all__ = ["PartialConv2d", "PConvUNet", "UNet", "FFCUNet", "DualDecoderUNet", "MODELS", "build_model"]
