@@ -42,8 +42,8 @@ def test_ffc_sees_the_whole_image_at_once():
         far = (ffc(x) - ffc(y))[..., -8:, -8:].abs().max().item()
     assert far > 1e-3
     conv = torch.nn.Conv2d(8, 8, 3, padding=1)
-    with torch.no_grad():
-        assert torch.equal(conv(x)[..., 10:, 10:], conv(y)[..., 10:, 10:])
+    with torch.no_grad():  # zero in exact arithmetic; a tiled (Winograd) kernel may leave rounding
+        assert (conv(x) - conv(y))[..., 10:, 10:].abs().max().item() < 1e-5 < far
     with pytest.raises(ValueError, match="ratio"):
         FFC(8, ratio=0.0)
 
