@@ -6,15 +6,15 @@ Conventions: images ``(3, H, W)`` float in [0, 1]; masks ``(1, H, W)`` float wit
 from .augment import PairedAugment
 from .damage import PaintedDamage, paint_damage
 from .datasets import (DatasetLayoutError, DLCVDunhuang, KaggleDunhuang, MuralPatchDataset, detect_layout,
-                       find_pairs, open_dataset)
+                       find_pairs, open_dataset, set_epoch)
 from .io import list_images, load_image, load_mask, save_image, save_mask
 from .masks import check_mask, composite, hole_ratio, random_walk_mask, random_walk_masks
 from .patches import min_spacing, patch_coverage, patch_positions, sample_patches, upscale_to_patch
 from .synthetic import PALETTE, make_mural, make_murals
 
 __all__ = [
-    "PairedAugment", "PaintedDamage", "paint_damage", "DatasetLayoutError", "DLCVDunhuang", "KaggleDunhuang", "MuralPatchDataset", "detect_layout",
-    "find_pairs", "open_dataset", "list_images", "load_image", "load_mask", "save_image", "save_mask",
+    "PairedAugment", "PaintedDamage", "paint_damage", "DatasetLayoutError", "DLCVDunhuang", "KaggleDunhuang",
+    "MuralPatchDataset", "detect_layout", "find_pairs", "open_dataset", "set_epoch", "list_images", "load_image", "load_mask", "save_image", "save_mask",
     "check_mask", "composite", "hole_ratio", "random_walk_mask", "random_walk_masks", "min_spacing", "patch_coverage",
     "patch_positions", "sample_patches", "upscale_to_patch", "PALETTE", "make_mural", "make_murals",
 ]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .datasets import set_epoch
 from .masks import composite
 from .synthetic import PALETTE
 
@@ -69,8 +70,7 @@ class PaintedDamage(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
+        set_epoch(self.dataset, epoch)  # through a Subset too: fresh masks under the fresh paint
 
     def __getitem__(self, idx: int) -> dict:
         sample = dict(self.dataset[idx])

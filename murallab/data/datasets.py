@@ -22,13 +22,14 @@ Both real layouts use white = valid (``hole_value=0``) in their mask files. A br
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from .augment import PairedAugment
@@ -37,7 +38,7 @@ from .masks import check_mask, random_walk_mask
 from .patches import _upscaled_size, patch_positions, upscale_to_patch
 from .synthetic import make_mural
 
-__all__ = ["DatasetLayoutError", "MuralPatchDataset", "DLCVDunhuang", "KaggleDunhuang", "find_pairs",
+__all__ = ["set_epoch", "DatasetLayoutError", "MuralPatchDataset", "DLCVDunhuang", "KaggleDunhuang", "find_pairs",
            "detect_layout", "open_dataset"]
 
 
@@ -50,6 +51,19 @@ class DatasetLayoutError(FileNotFoundError):
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         super().__init__(f"{root} is not a valid {layout} dataset. Expected:\n{expected}\n"
                          f"Problems ({len(problems)}):\n  - {shown}{more}")
+
+
+def set_epoch(dataset, epoch: int) -> None:
+    """Tell every dataset inside ``dataset`` that draws per epoch (masks, augmentation, painted damage) which epoch it
+    is, through ``Subset`` and ``ConcatDataset``: a dataset with a ``set_epoch`` method gets the call (and passes it
+    on to what it wraps); any other wrapper is looked through (``.dataset``, ``.datasets``)."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+        return
+    inner = dataset.datasets if isinstance(dataset, ConcatDataset) else [getattr(dataset, "dataset", None)]
+    for d in inner:
+        if d is not None:
+            set_epoch(d, epoch)
 
 
 def _torch_generator(rng: np.random.Generator) -> torch.Generator:
@@ -79,11 +93,14 @@ class MuralPatchDataset(Dataset):
             shows the network the same wall from 4× further away too, so it learns the fine detail of murals
             photographed whole as well as close up. Default ``(1, 1)``: cut at the image's own resolution.
         seed: everything (murals, positions, masks, augmentation) follows from it and the epoch.
+        cache_mb: decoded murals are kept in memory up to this many megabytes (float32; least recently used
+            dropped first), so a shuffled epoch decodes each file about once instead of once per patch (a JPEG
+            decode is most of a sample's time). 0 keeps only the last mural.
     """
 
     def __init__(self, root=None, *, patch_size: int = 128, patches_per_image: int = 8, n_murals: int = 16,
                  mural_size: int | None = None, hole_ratio=(0.1, 0.4), augment: PairedAugment | None = None,
-                 upscale: bool = False, scale=(1.0, 1.0), seed: int = 0):
+                 upscale: bool = False, scale=(1.0, 1.0), seed: int = 0, cache_mb: float = 2048):
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must be a (low, high) range of zoom factors, 0 < low <= high <= 1; got {scale}")
         self.scale = (float(scale[0]), float(scale[1]))
@@ -113,7 +130,7 @@ class MuralPatchDataset(Dataset):
                 sizes.append(_upscaled_size(h, w, patch_size))
         self.positions = [patch_positions(h, w, patch_size, patches_per_image, seed=np.random.default_rng([seed, i]))
                           for i, (h, w) in enumerate(sizes)]
-        self._cache = (None, None)
+        self.cache_mb, self._cache = cache_mb, OrderedDict()
 
     def __len__(self) -> int:
         return len(self.positions) * self.ppi
@@ -125,9 +142,14 @@ class MuralPatchDataset(Dataset):
     def _mural(self, i: int) -> torch.Tensor:
         if self.paths is None:
             return self.murals[i]
-        if self._cache[0] != i:  # consecutive patches of one image decode it once
-            self._cache = (i, upscale_to_patch(load_image(self.paths[i]), self.patch_size))
-        return self._cache[1]
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        mural = upscale_to_patch(load_image(self.paths[i]), self.patch_size)
+        self._cache[i] = mural
+        while len(self._cache) > 1 and sum(m.nbytes for m in self._cache.values()) > self.cache_mb * 2**20:
+            self._cache.popitem(last=False)
+        return mural
 
     def __getitem__(self, idx: int) -> dict:
         if not 0 <= idx < len(self):

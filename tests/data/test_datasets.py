@@ -133,6 +133,49 @@ def test_folder_mode_png_and_jpeg(tmp_path, make_mural_folder):
         assert torch.equal(item["masked"], item["image"] * item["mask"])
 
 
+def test_folder_cache_decodes_each_file_once_and_stays_bounded(tmp_path, make_mural_folder, monkeypatch):
+    """A shuffled pass decodes each mural once while the cache holds them all, gives the same patches as a
+    cacheless dataset, and never holds more than cache_mb (one mural at least)."""
+    import murallab.data.datasets as datasets
+
+    make_mural_folder(tmp_path / "m", sizes=((64, 64), (64, 64), (64, 64)), suffixes=(".png",) * 3)
+    decodes = []
+    real_load = datasets.load_image
+    monkeypatch.setattr(datasets, "load_image", lambda p: decodes.append(p) or real_load(p))
+    cached = MuralPatchDataset(tmp_path / "m", patch_size=32, patches_per_image=4, seed=0)
+    order = torch.randperm(len(cached), generator=torch.Generator().manual_seed(0)).tolist()
+    items = [cached[i] for i in order]
+    assert len(decodes) == 3
+    tiny = MuralPatchDataset(tmp_path / "m", patch_size=32, patches_per_image=4, seed=0, cache_mb=0)
+    for i, item in zip(order, items):
+        assert torch.equal(tiny[i]["image"], item["image"])
+        assert len(tiny._cache) == 1
+    assert len(decodes) > 3 + 3  # the cacheless dataset decoded again on every change of mural
+    one_mural_mb = 3 * 64 * 64 * 4 / 2**20
+    two = MuralPatchDataset(tmp_path / "m", patch_size=32, patches_per_image=4, seed=0, cache_mb=2.5 * one_mural_mb)
+    for i in order:
+        two[i]
+        assert len(two._cache) <= 2
+
+
+def test_set_epoch_reaches_through_subsets_concats_and_painted_damage(tmp_path, make_mural_folder):
+    """Fresh masks every epoch wherever the patch dataset sits: under a Subset inside PaintedDamage (murallab train's
+    blind sets on a folder) and in a ConcatDataset (a phase on both real and procedural murals)."""
+    from torch.utils.data import ConcatDataset, Subset
+
+    from murallab.data import PaintedDamage, set_epoch
+
+    make_mural_folder(tmp_path / "m", sizes=((64, 64), (64, 64)), suffixes=(".png", ".png"))
+    folder = MuralPatchDataset(tmp_path / "m", patch_size=32, patches_per_image=2, seed=0)
+    procedural = MuralPatchDataset(None, patch_size=32, patches_per_image=2, n_murals=2, mural_size=64, seed=0)
+    for wrapped, inner in ((PaintedDamage(Subset(folder, range(3))), folder), (ConcatDataset([folder, procedural]),
+                                                                                procedural)):
+        set_epoch(wrapped, 0)
+        before = inner[0]["mask"]
+        set_epoch(wrapped, 1)
+        assert inner.epoch == 1 and not torch.equal(inner[0]["mask"], before)
+
+
 def test_folder_small_image_raises_unless_upscale(tmp_path, make_mural_folder):
     """An image smaller than the patch raises ValueError naming the file; upscale=True accepts it."""
     make_mural_folder(tmp_path / "m", sizes=((64, 64), (24, 40)), suffixes=(".png", ".png"))
