@@ -232,3 +232,17 @@ def f1(pred: torch.Tensor, truth: torch.Tensor, *, reduction: str = "mean") -> t
     tp, fp, fn = _counts(pred, truth)
     total = 2 * tp + fp + fn
     return _reduce(torch.where(total > 0, 2 * tp / total.clamp(min=1), torch.ones_like(tp)), reduction)
+
+
+#: the damage thresholds ``choose_threshold`` tries by default
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+
+
+def choose_threshold(prob: torch.Tensor, truth: torch.Tensor, thresholds=THRESHOLDS) -> tuple[float, dict]:
+    """The damage threshold τ with the best mean IoU of ``prob >= τ`` against ``truth``: ``(τ, {τ: IoU})``.
+
+    Choose it on *validation* data (never on the images you then report), as a paper must. ``prob``: ``(B, 1, H, W)``
+    damage probabilities in [0, 1]; ``truth``: bool of the same shape, True = damaged. Ties go to the lower τ.
+    """
+    table = {float(t): iou(prob >= t, truth).item() for t in thresholds}
+    return max(table, key=lambda t: (table[t], -t)), table

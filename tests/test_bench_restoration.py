@@ -104,3 +104,31 @@ def test_bench_scores_a_given_checkpoint_the_same(trained):
     for key in ("psnr", "ssim", "psnr_hole"):
         assert second["murallab"][key] == pytest.approx(first["murallab"][key], abs=1e-9)
     assert second["murallab"]["checkpoint"].endswith("best.pt")
+
+
+def test_bench_scores_a_given_detector_at_a_threshold_chosen_on_validation(tmp_path):
+    """--detector-checkpoint: the threshold is the IoU-best of the sweep on painted damage of patches of the
+    training murals (validation), and the bodhisattva's IoU is reported at it."""
+    from murallab.metrics import THRESHOLDS
+    from murallab.nn import DualDecoderUNet, UNet
+    from murallab.train import save_checkpoint
+
+    data = tmp_path / "murals"
+    for i, name in enumerate(["wall.png", "bodhisattva_damaged.png"]):
+        save_image(make_mural(160, 160, seed=i), data / name)
+    damage = torch.ones(1, 160, 160)
+    damage[:, :40, :40] = 0
+    save_mask(damage, data / "bodhisattva_damaged_mask.png", hole_value=255)
+    torch.manual_seed(0)
+    for name, net, spec in (("det.pt", DualDecoderUNet, {"base": 4, "depth": 2}), ("res.pt", UNet, {"layers": 2})):
+        save_checkpoint(tmp_path / name, model=net(**spec).state_dict(), config={"model": {"name": net.__name__, **spec}})
+    bench("--split", "wall", "--data", data, "--train", "wall.png", "--held-out", "wall.png", "--patch", "64",
+          "--per-image", "2", "--checkpoint", tmp_path / "res.pt", "--detector-checkpoint", tmp_path / "det.pt",
+          "--out", tmp_path / "out")
+    detection = json.loads((tmp_path / "out" / "results.json").read_text())["detection"]
+    sweep = {float(t): v for t, v in detection["validation_sweep"].items()}
+    assert set(sweep) == set(THRESHOLDS) and detection["threshold"] == max(sweep, key=sweep.get)
+    assert 0 <= detection["iou"] <= 1 and detection["checkpoint"].endswith("det.pt")
+    if detection["threshold"] in (0.1, 0.2, 0.3, 0.5):
+        assert detection["iou"] == pytest.approx(detection[f"iou@{detection['threshold']}"])
+    assert (tmp_path / "out" / "detection.png").stat().st_size > 0

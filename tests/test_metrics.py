@@ -221,3 +221,15 @@ def test_iou_hand_case_and_bad_input():
         metrics.iou(pred.float(), truth)
     with pytest.raises(ValueError, match="same shape"):
         metrics.f1(pred, truth[..., :3])
+
+
+def test_choose_threshold_is_the_best_iou_of_the_sweep():
+    """A damage map whose probability is 0.3 on the true damage and 0.2 on a false rim: τ in (0.2, 0.3] gives IoU 1,
+    lower thresholds add the rim; a map with nothing above 0.5 loses everything at τ = 0.5."""
+    truth = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    truth[:, :, 2:5, 2:5] = True
+    prob = torch.where(truth, 0.3, 0.0)
+    prob[:, :, 5, 2:5] = 0.2  # 3 false pixels: IoU 9 / 12 at τ <= 0.2
+    tau, table = metrics.choose_threshold(prob, truth, thresholds=(0.1, 0.2, 0.25, 0.3, 0.5))
+    assert tau == 0.25 and table[0.25] == table[0.3] == 1.0
+    assert table[0.1] == pytest.approx(9 / 12) and table[0.5] == 0.0

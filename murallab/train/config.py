@@ -190,7 +190,7 @@ def build_run(cfg: dict, data_dir=None) -> dict:
         model.load_state_dict(load_checkpoint(cfg["init"])["model"])
     phases = [Phase(**p) for p in cfg["phases"]]
     train_set, val_set = build_data(cfg["data"], data_dir, seed)
-    if data_dir is not None and any(p.data == "procedural" for p in phases):
+    if data_dir is not None and any(p.data != "main" for p in phases):
         procedural = build_data(cfg["data"], None, seed)
         train_set, val_set = {"main": train_set, "procedural": procedural[0]}, {"main": val_set,
                                                                                 "procedural": procedural[1]}

@@ -23,7 +23,8 @@ class Phase:
     """One phase of a plan.
 
     patience: epochs without a better validation metric before stopping (None: never).
-    data: "main" (the run's data) or "procedural" (the built-in murals, e.g. to pretrain before real data).
+    data: "main" (the run's data), "procedural" (the built-in murals, e.g. to pretrain before real data) or "both"
+        (the two together, validated on both).
     """
 
     name: str
@@ -36,8 +37,8 @@ class Phase:
     def __post_init__(self):
         if self.train not in TRAINABLE:
             raise ValueError(f"phase {self.name!r}: train must be one of {TRAINABLE}, got {self.train!r}")
-        if self.data not in ("main", "procedural"):
-            raise ValueError(f"phase {self.name!r}: data must be 'main' or 'procedural', got {self.data!r}")
+        if self.data not in ("main", "procedural", "both"):
+            raise ValueError(f"phase {self.name!r}: data must be 'main', 'procedural' or 'both', got {self.data!r}")
         if self.epochs < 1 or self.lr <= 0:
             raise ValueError(f"phase {self.name!r}: need epochs >= 1 and lr > 0, got {self.epochs} and {self.lr}")
 

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .. import metrics
+from ..data import set_epoch
 from .._device import device as pick_device
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -124,9 +125,7 @@ def _seed_everything(cfg: TrainConfig) -> None:
 
 def _loader(dataset, cfg: TrainConfig, epoch: int, *, train: bool) -> DataLoader:
     """Shuffled batches whose order depends only on (seed, epoch); sharded by rank under torchrun."""
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
-    if hasattr(base, "set_epoch"):  # fresh masks (and painted damage) every epoch
-        base.set_epoch(epoch if train else 0)
+    set_epoch(dataset, epoch if train else 0)  # fresh masks (and painted damage) every epoch
     rank, size = distributed.world()
     if size > 1:
         sampler = DistributedSampler(dataset, num_replicas=size, rank=rank, shuffle=train, seed=cfg.seed,
@@ -136,6 +135,13 @@ def _loader(dataset, cfg: TrainConfig, epoch: int, *, train: bool) -> DataLoader
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     return DataLoader(dataset, cfg.batch_size, shuffle=train, generator=g, drop_last=train,
                       num_workers=cfg.num_workers)
+
+
+def _by_source(sets) -> dict:
+    """``{"main", "procedural", "both"}`` datasets (``Phase.data``) from one dataset or a main/procedural dict."""
+    if not isinstance(sets, dict):
+        return {"main": sets, "procedural": sets, "both": sets}
+    return dict(sets, both=ConcatDataset([sets["main"], sets["procedural"]]))
 
 
 def _check_resumable(path: Path, ckpt: dict, config: dict, model) -> None:
@@ -239,8 +245,7 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     def better(value, than):
         return than is None or (value > than if higher else value < than)
 
-    train_sets = train_set if isinstance(train_set, dict) else {"main": train_set, "procedural": train_set}
-    val_sets = val_set if isinstance(val_set, dict) else {"main": val_set, "procedural": val_set}
+    train_sets, val_sets = _by_source(train_set), _by_source(val_set)
     for i, phase in enumerate(phases):
         if i < progress["phase"]:
             continue
@@ -313,8 +318,9 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
                 progress["phase_best"], progress["bad_epochs"] = value, 0
             else:
                 progress["bad_epochs"] += 1
-            if better(value, progress["best"]):
-                progress["best"], progress["best_epoch"] = value, progress["global_epoch"]
+            # a best measured on other validation data (procedural murals before real ones) is not comparable
+            if progress.get("best_data", phase.data) != phase.data or better(value, progress["best"]):
+                progress.update(best=value, best_epoch=progress["global_epoch"], best_data=phase.data)
                 save(best_path, opt, sched, scaler)
             # divergence: a validation loss 100x the untrained network's (step 1) or the best one before it
             first, best_loss = progress.get("first_loss"), progress.get("best_val_loss")

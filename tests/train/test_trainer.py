@@ -97,6 +97,38 @@ def test_early_stopping_fires_on_a_plateau(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "best.pt")["progress"]["global_epoch"] == 2
 
 
+def test_best_restarts_when_a_phase_validates_on_other_data(tmp_path, monkeypatch):
+    """Procedural validation PSNR 30 then real 24, 25: best.pt must follow the real phase (a best measured on other
+    data is not comparable), and a later worse real epoch does not replace it."""
+    import murallab.train.trainer as trainer
+    scripted = iter([30.0, 24.0, 25.0, 24.5])
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: {"loss": 1.0, "psnr": next(scripted)})
+    cfg = tiny(phases=[{"name": "pre", "lr": 1e-3, "epochs": 1, "data": "procedural"},
+                       {"name": "real", "lr": 1e-3, "epochs": 3}])
+    r = build_run(cfg)
+    sets = {"main": r["train_set"], "procedural": r["train_set"]}
+    result = fit(r["model"], r["loss"], sets, {"main": r["val_set"], "procedural": r["val_set"]}, r["phases"],
+                 r["train"], tmp_path, config={"model": cfg["model"]})
+    best = load_checkpoint(tmp_path / "best.pt")["progress"]
+    assert result["best"] == 25.0 and best["global_epoch"] == 3 and best["best_data"] == "main"
+
+
+def test_a_phase_on_both_trains_on_real_and_procedural_murals(tmp_path, make_mural_folder):
+    """data: both concatenates the run's murals and the procedural ones, for training and validation."""
+    import murallab.train.trainer as trainer
+
+    make_mural_folder(tmp_path / "m", sizes=((96, 96),) * 4, suffixes=(".png",) * 4)
+    cfg = tiny(phases=[{"name": "mixed", "lr": 1e-3, "epochs": 1, "data": "both"}])
+    r = build_run(cfg, tmp_path / "m")
+    sets = trainer._by_source(r["train_set"])
+    assert len(sets["both"]) == len(r["train_set"]["main"]) + len(r["train_set"]["procedural"])
+    result = fit(r["model"], r["loss"], r["train_set"], r["val_set"], r["phases"], r["train"], tmp_path / "run",
+                 config={"model": cfg["model"]})
+    assert result["steps"] == len(sets["both"]) // cfg["train"]["batch_size"]
+    with pytest.raises(ValueError, match="'main', 'procedural' or 'both'"):
+        Phase("p", lr=1e-3, epochs=1, data="real")
+
+
 # --- checkpoints and resume ------------------------------------------------------------------------------
 
 def test_checkpoints_hold_everything_and_rebuild_the_model(tmp_path):
@@ -222,7 +254,9 @@ def test_every_preset_loads_and_builds(path):
     cfg["data"].update(n_murals=2, mural_size=128, patch_size=64, patches_per_image=1)
     if "weights" in cfg["loss"]:
         cfg["loss"]["weights"] = None  # no ImageNet file offline
-    if cfg.get("init"):  # a checkpoint from an earlier run: its absence is a clear error
+    if (cfg.get("init") or "").startswith("pretrained:"):  # the kit's shipped weights
+        pass
+    elif cfg.get("init"):  # a checkpoint from an earlier run: its absence is a clear error
         with pytest.raises(FileNotFoundError, match=cfg["init"]):
             build_run(cfg)
         cfg["init"] = None
