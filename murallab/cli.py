@@ -1,4 +1,4 @@
-"""The ``murallab`` command line: ``murallab train | restore | detect | evaluate | sweep``.
+"""The ``murallab`` command line: ``murallab train | export | restore | detect | evaluate | sweep``.
 
 Each command is a thin layer over the library: it parses its arguments, calls ``murallab.train.fit``,
 ``murallab.restore.restore`` and so on, and prints what happened. Every command runs inside one error wrapper
@@ -79,6 +79,22 @@ def train(args) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _export_args(sub) -> None:
+    ap = sub.add_parser("export", help="write a trained checkpoint's network as a small weights file (fp16)")
+    ap.add_argument("checkpoint", help="a checkpoint written by murallab train, e.g. runs/NAME/best.pt")
+    ap.add_argument("output", help="the weights file to write, e.g. murallab/weights/restorer.pt")
+    ap.add_argument("--fp32", action="store_true", help="keep 32-bit floats (default: 16-bit, half the size)")
+
+
+def export(args) -> None:
+    from .pretrained import export as export_weights
+
+    if Path(args.output).resolve() == Path(args.checkpoint).resolve():
+        raise UsageError(f"the output {args.output} is the checkpoint itself; write the weights to a new file")
+    path = export_weights(args.checkpoint, args.output, half=not args.fp32)
+    print(f"{args.checkpoint} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
+
+
 # --- murallab restore / detect -------------------------------------------------------------------------------------
 
 def _tiling_and_device(ap) -> None:
@@ -95,22 +111,27 @@ def _restore_args(sub) -> None:
                     help="the mask file's convention: 0 if black = hole (DLCV, murallab), 255 if white = hole "
                          "(OpenCV, scikit-image, LaMa); required with --mask. A mask saved with values 0 and 1 "
                          "reads 1 as white")
-    ap.add_argument("--checkpoint", required=True, help="a checkpoint written by murallab train")
+    ap.add_argument("--checkpoint", required=True, help="a checkpoint written by murallab train, or the kit's own "
+                                                        "weights: pretrained:restorer (or pretrained:detector with "
+                                                        "--blind)")
     ap.add_argument("-o", "--output", required=True, help="where to write the restored image")
     ap.add_argument("--blind", action="store_true",
                     help="no mask: detect the damage with a dual-decoder checkpoint, then restore")
-    ap.add_argument("--threshold", type=float, default=DAMAGE_THRESHOLD,
-                    help=f"damage probability threshold for --blind (default {DAMAGE_THRESHOLD})")
+    ap.add_argument("--threshold", type=float,
+                    help=f"damage probability threshold for --blind (default: the one chosen on validation data for "
+                         f"pretrained:detector, {DAMAGE_THRESHOLD} for other checkpoints)")
     _tiling_and_device(ap)
 
 
 def _detect_args(sub) -> None:
     ap = sub.add_parser("detect", help="predict the damage mask of a mural (blind restoration)")
     ap.add_argument("image", help="the damaged mural")
-    ap.add_argument("--checkpoint", required=True, help="a DualDecoderUNet checkpoint written by murallab train")
+    ap.add_argument("--checkpoint", required=True, help="a DualDecoderUNet checkpoint written by murallab train, or "
+                                                        "the kit's own: pretrained:detector")
     ap.add_argument("-o", "--output", required=True, help="where to write the mask (PNG; white = known)")
-    ap.add_argument("--threshold", type=float, default=DAMAGE_THRESHOLD,
-                    help=f"damage probability threshold (default {DAMAGE_THRESHOLD})")
+    ap.add_argument("--threshold", type=float,
+                    help=f"damage probability threshold (default: the one chosen on validation data for "
+                         f"pretrained:detector, {DAMAGE_THRESHOLD} for other checkpoints)")
     _tiling_and_device(ap)
 
 
@@ -128,6 +149,11 @@ def _check_image_args(args, *, output_suffixes, what):
         raise UsageError(f"cannot tell the format of --output {out}: {what}, e.g. {out.with_suffix('.png')}")
     if out.resolve() == Path(args.image).resolve():
         raise UsageError(f"--output {out} is the input image; write the result to a new file")
+    if args.threshold is None:  # the shipped detector's threshold was chosen on its validation data
+        from .pretrained import PREFIX, WEIGHTS
+
+        name = str(args.checkpoint).removeprefix(PREFIX) if str(args.checkpoint).startswith(PREFIX) else None
+        args.threshold = WEIGHTS[name].meta.get("threshold", DAMAGE_THRESHOLD) if name in WEIGHTS else DAMAGE_THRESHOLD
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold is a damage probability in [0, 1], got {args.threshold}")
     try:
@@ -301,8 +327,8 @@ def sweep(args) -> int:
 
 
 #: name -> (declare the arguments, run the command)
-COMMANDS = {"train": (_train_args, train), "restore": (_restore_args, restore), "detect": (_detect_args, detect),
-            "evaluate": (_evaluate_args, evaluate), "sweep": (_sweep_args, sweep)}
+COMMANDS = {"train": (_train_args, train), "export": (_export_args, export), "restore": (_restore_args, restore),
+            "detect": (_detect_args, detect), "evaluate": (_evaluate_args, evaluate), "sweep": (_sweep_args, sweep)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -235,7 +235,7 @@ def f1(pred: torch.Tensor, truth: torch.Tensor, *, reduction: str = "mean") -> t
 
 
 #: the damage thresholds ``choose_threshold`` tries by default
-THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def choose_threshold(prob: torch.Tensor, truth: torch.Tensor, thresholds=THRESHOLDS) -> tuple[float, dict]:

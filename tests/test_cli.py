@@ -13,7 +13,7 @@ import murallab
 from murallab import cli
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("train", "restore", "detect", "evaluate", "sweep")
+SUBCOMMANDS = ("train", "export", "restore", "detect", "evaluate", "sweep")
 CONSOLE_SCRIPT = Path(sys.executable).parent / "murallab"
 
 
@@ -37,7 +37,7 @@ def cli_runs():
 
 @pytest.mark.parametrize("which", ["module_help", "script_help"])
 def test_help_lists_subcommands(cli_runs, which):
-    """--help exits 0 and lists train, restore, detect, evaluate and sweep (module and console script)."""
+    """--help exits 0 and lists every command (module and console script)."""
     r = cli_runs[which]
     assert r.returncode == 0, r.stderr
     assert "usage: murallab" in r.stdout

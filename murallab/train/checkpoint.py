@@ -24,6 +24,7 @@ from torch import nn
 
 from .._atomic import atomic_path
 from ..nn import build_model
+from ..pretrained import weights_path
 
 
 def save_checkpoint(path, **parts) -> Path:
@@ -37,8 +38,10 @@ def save_checkpoint(path, **parts) -> Path:
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint written by ``save_checkpoint`` (``weights_only=True``), with clear errors."""
-    path = Path(path)
+    """Read a checkpoint written by ``save_checkpoint`` (``weights_only=True``), with clear errors.
+
+    ``path`` may be ``pretrained:NAME``, one of the kit's shipped weights (``murallab.pretrained``)."""
+    path = weights_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -51,7 +54,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def load_model(path, device="cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the network saved in a checkpoint, in eval mode: ``(model, checkpoint)``.
+    """Rebuild the network saved in a checkpoint (or ``pretrained:NAME``), in eval mode: ``(model, checkpoint)``.
 
     The checkpoint's ``config["model"]`` names the class and its arguments, e.g.
     ``{"name": "PConvUNet", "layers": 5, "base": 16}``, or ``{"name": "TimeUNet", "base": 16, ...}`` in a

@@ -1,0 +1,136 @@
+"""The kit's own pretrained weights, in torchvision's style: a registry whose entries carry their metadata.
+
+The course runs offline, so it ships its weights in ``murallab/weights/`` (fp16, a few MB), trained by the kit's
+own ``murallab train`` on procedural murals and a pool of real mural photographs (docs/MODEL_CARD.md)::
+
+    from murallab.pretrained import WEIGHTS, load_pretrained
+    model = load_pretrained("restorer")          # an FFCUNet in eval mode: model(masked, mask)
+    WEIGHTS["restorer"].meta["scores"]           # what it scored, and on what
+    WEIGHTS["restorer"].command                  # how it was made
+
+Wherever a checkpoint path is taken, ``pretrained:NAME`` names one of them::
+
+    murallab restore photo.jpg --mask damage.png --mask-hole-value 255 --checkpoint pretrained:restorer -o out.png
+    init: pretrained:restorer                    # a config that fine-tunes it (configs/finetune_restorer.yaml)
+
+A weights file is a checkpoint like any other (``murallab.train.load_checkpoint`` reads it, ``weights_only=True``):
+``{"model": fp16 state_dict, "config": {"model": {...}}, "progress": {"steps": ...}}``, written by :func:`export`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["PREFIX", "Weights", "WEIGHTS", "weights_path", "load_pretrained", "export"]
+
+PREFIX = "pretrained:"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+POOL = ("388 photographs of Dunhuang cave murals (349 train, 39 validate; the train/ folder of the kit's real-mural "
+        "pool: public research photographs from two GitHub repositories, deduplicated; not redistributed)")
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One set of shipped weights.
+
+    name: what ``pretrained:NAME`` and :func:`load_pretrained` call it; file: in ``murallab/weights/``;
+    task: what the network does and how it is called; data: what it was trained on, in words; command: the commands
+    that made the file; meta: ``steps`` (optimiser steps) and ``scores`` (benchmark figures, with how they were
+    measured).
+    """
+
+    name: str
+    file: str
+    task: str
+    data: str
+    command: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.file
+
+    def get_model(self, device="cpu"):
+        """The network with these weights, in eval mode (fp32)."""
+        return load_pretrained(self.name, device)
+
+
+WEIGHTS: dict[str, Weights] = {w.name: w for w in (
+    Weights(
+        name="restorer",
+        file="restorer.pt",
+        task="inpainting with a known mask: FFCUNet(base 24, blocks 4), model(masked, mask) -> image; it refines the "
+             "push-pull fill with fast Fourier convolutions (murallab/nn/ffc_unet.py)",
+        data=f"1,600 patches of 200 procedural murals (one epoch), then {POOL} (20 epochs), then both (3 epochs)",
+        command="murallab train --config configs/pretrained_restorer.yaml --data ../shared/murals_pool/train "
+                "--out RUN && murallab export RUN/best.pt murallab/weights/restorer.pt",
+        meta={"steps": 8827, "train_minutes": 80, "hardware": "2 CPU cores",
+              "scores": {
+                  # bench/restoration.py --checkpoint pretrained:restorer: 200 held-out 256 px patches of 45 murals
+                  # never trained on, random-walk holes of 10-40 %; (PSNR dB, SSIM), this file and OpenCV Telea
+                  "pool_heldout": {"pretrained": (26.39, 0.876), "telea": (24.63, 0.856)},
+                  "pool_heldout_by_hole_ratio": {"10-20%": (28.49, 0.926), "20-30%": (26.41, 0.883),
+                                                 "30-40%": (24.38, 0.822)},
+                  # 24 procedural 64 px patches as notebook 07 draws them (holes 10-40 %)
+                  "procedural_64px": {"pretrained": (32.00, 0.898), "telea": (31.62, 0.896)},
+              }},
+    ),
+    Weights(
+        name="detector",
+        file="detector.pt",
+        task="blind restoration: DualDecoderUNet(base 16, depth 4), model(image) -> (image, P(damage)); trained on "
+             "random-walk damage painted in as exposed plaster",
+        data=f"{POOL} and 1,600 patches of 200 procedural murals, together (one epoch)",
+        command="murallab train --config configs/pretrained_detector.yaml --data ../shared/murals_pool/train "
+                "--out RUN (stopped after its first epoch of three, for time) && murallab export RUN/best.pt "
+                "murallab/weights/detector.pt",
+        meta={"steps": 549, "train_minutes": 10, "hardware": "2 CPU cores",
+              # chosen on validation data (metrics.choose_threshold): painted damage on one 128 px patch of each
+              # training mural (bench/restoration.py --detector-checkpoint pretrained:detector)
+              "threshold": 0.5,
+              "scores": {
+                  "painted_damage_validation_iou": 0.966,
+                  # real flaking on bodhisattva_damaged.png against its hand-labelled mask: it finds almost none
+                  "bodhisattva_iou": 0.000,
+              }},
+    ),
+)}
+
+
+def weights_path(name_or_path) -> Path:
+    """The file behind ``pretrained:NAME`` (a one-line error for an unknown or missing one); any other path as is."""
+    text = str(name_or_path)
+    if not text.startswith(PREFIX):
+        return Path(name_or_path)
+    name = text[len(PREFIX):]
+    if name not in WEIGHTS:
+        raise ValueError(f"{text}: no such pretrained weights; the kit ships "
+                         + ", ".join(PREFIX + n for n in WEIGHTS))
+    path = WEIGHTS[name].path
+    if not path.is_file():
+        raise FileNotFoundError(f"{PREFIX}{name} should be at {path}, which is missing: reinstall murallab, or make "
+                                f"it with: {WEIGHTS[name].command}")
+    return path
+
+
+def load_pretrained(name: str, device="cpu"):
+    """The shipped network ``name`` (see ``WEIGHTS``) in eval mode, fp32, on ``device``."""
+    from .train.checkpoint import load_model
+
+    return load_model(weights_path(PREFIX + name), device)[0]
+
+
+def export(checkpoint, dest, *, half: bool = True) -> Path:
+    """Write the network of a training checkpoint as a weights file: its ``state_dict`` (fp16 floats when ``half``),
+    how to rebuild it, and its step count; no optimiser state. Returns ``dest``."""
+    from .train.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    config = ckpt.get("config") or {}
+    if "model" not in config:
+        raise ValueError(f"{checkpoint} does not say which network it holds (config['model'] is missing)")
+    progress = ckpt.get("progress") or {}
+    return save_checkpoint(dest, model=state, config={k: config[k] for k in ("name", "model") if k in config},
+                           progress={k: progress[k] for k in ("steps", "step", "best", "best_epoch") if k in progress})

@@ -1,0 +1,137 @@
+"""murallab.pretrained: the registry, ``pretrained:NAME`` wherever a checkpoint is taken, ``export``, and the shipped
+weights themselves (loaded with weights_only=True, known pixels kept, better than Telea on procedural murals)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from murallab import cli, metrics, pretrained
+from murallab.classical import telea
+from murallab.data import make_mural, paint_damage, random_walk_masks, save_image, save_mask
+from murallab.nn import build_model
+from murallab.restore import detect, restore
+from murallab.train import load_checkpoint, load_model, save_checkpoint
+from murallab.train.config import build_run, load_config
+
+
+def _checkpoint(path, spec=None):
+    """A training checkpoint (optimiser state included) of a small random network."""
+    spec = spec or {"name": "FFCUNet", "base": 8, "blocks": 1}
+    torch.manual_seed(0)
+    model = build_model(**spec)
+    for p in model.parameters():  # non-zero everywhere (the head starts at zero)
+        torch.nn.init.normal_(p, std=0.05)
+    opt = torch.optim.Adam(model.parameters())
+    save_checkpoint(path, model=model.state_dict(), optimizer=opt.state_dict(), config={"name": "x", "model": spec},
+                    progress={"step": 123, "best": 25.0})
+    return model
+
+
+def test_export_halves_the_floats_and_keeps_the_network(tmp_path):
+    model = _checkpoint(tmp_path / "best.pt")
+    pretrained.export(tmp_path / "best.pt", tmp_path / "w.pt")
+    ckpt = torch.load(tmp_path / "w.pt", weights_only=True)
+    assert set(ckpt) == {"model", "config", "progress"}  # no optimiser state
+    assert ckpt["progress"]["step"] == 123
+    for k, v in model.state_dict().items():
+        assert ckpt["model"][k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k
+        torch.testing.assert_close(ckpt["model"][k].float(), v.float(), rtol=1e-3, atol=1e-4)  # fp16 rounding
+    loaded, _ = load_model(tmp_path / "w.pt")
+    x, m = torch.rand(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.3).float()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x * m, m), model(x * m, m), rtol=0, atol=1e-2)
+    assert next(loaded.parameters()).dtype == torch.float32
+
+
+def test_pretrained_names_resolve_anywhere_a_checkpoint_path_does(tmp_path, monkeypatch):
+    _checkpoint(tmp_path / "best.pt")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    pretrained.export(tmp_path / "best.pt", tmp_path / "restorer.pt")
+    assert pretrained.weights_path("pretrained:restorer") == tmp_path / "restorer.pt"
+    assert pretrained.weights_path("runs/x/best.pt") == pretrained.Path("runs/x/best.pt")
+    assert load_checkpoint("pretrained:restorer")["progress"]["step"] == 123
+    assert isinstance(pretrained.load_pretrained("restorer"), type(build_model("FFCUNet", base=8, blocks=1)))
+    with pytest.raises(ValueError, match="pretrained:nope: no such pretrained weights; the kit ships "
+                                         "pretrained:restorer, pretrained:detector"):
+        load_model("pretrained:nope")
+    with pytest.raises(FileNotFoundError, match="pretrained:detector should be at .*murallab train --config"):
+        load_model("pretrained:detector")
+
+
+def test_export_command_and_one_line_errors(tmp_path, capsys):
+    _checkpoint(tmp_path / "best.pt")
+    assert cli.main(["export", str(tmp_path / "best.pt"), str(tmp_path / "w.pt")]) == 0
+    assert "MB)" in capsys.readouterr().out and (tmp_path / "w.pt").is_file()
+    assert cli.main(["export", str(tmp_path / "best.pt"), str(tmp_path / "best.pt")]) == 2
+    assert "is the checkpoint itself" in capsys.readouterr().err
+    save_image(make_mural(64, seed=0), tmp_path / "a.png")
+    save_mask(random_walk_masks(1, 64, seed=0)[0], tmp_path / "m.png")
+    assert cli.main(["restore", str(tmp_path / "a.png"), "--mask", str(tmp_path / "m.png"), "--mask-hole-value", "0",
+                     "--checkpoint", "pretrained:nope", "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no such pretrained weights" in err
+
+
+# --- the shipped weights -------------------------------------------------------------------------------------------
+
+def _procedural(n=8, size=128, seed=7):
+    images = torch.stack([make_mural(size, seed=1000 + seed + i) for i in range(n)])
+    masks = random_walk_masks(n, size, hole_ratio=(0.1, 0.4), seed=seed)
+    return images, masks
+
+
+@pytest.mark.parametrize("name", sorted(pretrained.WEIGHTS))
+def test_shipped_weights_load_safely_and_match_their_card(name):
+    w = pretrained.WEIGHTS[name]
+    assert w.path.is_file(), f"{w.path} is missing: {w.command}"
+    ckpt = torch.load(w.path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    spec = dict(ckpt["config"]["model"])
+    net = build_model(spec.pop("name"), **spec)
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    assert {k: v.shape for k, v in ckpt["model"].items()} == shapes
+    assert ckpt["progress"]["step"] == w.meta["steps"]
+    assert sum(p.stat().st_size for p in pretrained.WEIGHTS_DIR.glob("*.pt")) < 30 * 2**20
+
+
+def test_shipped_restorer_keeps_known_pixels_and_beats_telea_on_procedural_murals():
+    model = pretrained.load_pretrained("restorer")
+    images, masks = _procedural()
+    ours = torch.stack([restore(model, i * m, m) for i, m in zip(images, masks)])
+    known = masks.bool().expand_as(images)
+    assert torch.equal(ours[known], images[known])  # copied from the input
+    ours_psnr = metrics.psnr(ours, images).item()
+    telea_psnr = metrics.psnr(telea(images * masks, masks), images).item()
+    assert ours_psnr > telea_psnr + 0.3, (ours_psnr, telea_psnr)
+
+
+def test_shipped_detector_finds_painted_damage():
+    model = pretrained.load_pretrained("detector")
+    images, masks = _procedural(seed=11)
+    corrupted = paint_damage(images, masks, seed=11)
+    prob = torch.stack([detect(model, c) for c in corrupted])
+    iou = metrics.iou(prob >= metrics.DAMAGE_THRESHOLD, masks < 0.5).item()
+    assert iou > 0.5, iou
+
+
+def test_the_finetuning_preset_starts_from_the_shipped_restorer(repo_root):
+    cfg = load_config(repo_root / "configs" / "finetune_restorer.yaml")
+    cfg["data"].update(n_murals=2, mural_size=128, patch_size=64, patches_per_image=1)
+    model = build_run(cfg)["model"]
+    shipped = pretrained.load_pretrained("restorer").state_dict()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, shipped[k], rtol=0, atol=0)  # the same fp16 values, widened
+
+
+def test_detect_uses_the_shipped_detectors_validated_threshold(tmp_path, capsys):
+    """`murallab detect --checkpoint pretrained:detector` thresholds at the τ of its card unless told otherwise."""
+    images, masks = _procedural(n=1, seed=3)
+    save_image(paint_damage(images, masks, seed=3)[0], tmp_path / "wall.png")
+    tau = pretrained.WEIGHTS["detector"].meta["threshold"]
+    assert cli.main(["detect", str(tmp_path / "wall.png"), "--checkpoint", "pretrained:detector", "-o",
+                     str(tmp_path / "m.png")]) == 0
+    assert f"(threshold {tau})" in capsys.readouterr().out
+    assert cli.main(["detect", str(tmp_path / "wall.png"), "--checkpoint", "pretrained:detector", "--threshold", "0.2",
+                     "-o", str(tmp_path / "m2.png")]) == 0
+    assert "(threshold 0.2)" in capsys.readouterr().out
