@@ -227,8 +227,8 @@ def main():
             photo = load_image(args.data / damaged_name)
             truth = load_mask(args.data / "bodhisattva_damaged_mask.png", hole_value=255) < 0.5
             prob = detect(detector, photo)
-            detection.update(threshold=tau, validation_iou=val_iou[tau], validation_sweep=val_iou, iou=metrics.iou(prob >= tau, truth).item(),
-                             f1=metrics.f1(prob >= tau, truth).item())
+            detection.update(threshold=tau, validation_iou=val_iou[tau], validation_sweep=val_iou,
+                             iou=metrics.iou(prob >= tau, truth).item(), f1=metrics.f1(prob >= tau, truth).item())
             for t in (metrics.DAMAGE_THRESHOLD, 0.2, 0.3, 0.5):
                 detection[f"iou@{t}"] = metrics.iou(prob >= t, truth).item()
             show_images([photo, prob, truth.float(), (prob >= tau).float()],
@@ -254,8 +254,9 @@ def main():
                                           if k != "bar_met") +
           f"; bar (+{BAR_PSNR} dB, +{BAR_SSIM} SSIM everywhere): {'met' if gain['bar_met'] else 'NOT met'}")
     if detection:
-        print("detection on the damaged bodhisattva:", ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                                                 for k, v in detection.items() if k != "validation_sweep"))
+        shown = {k: v for k, v in detection.items() if k != "validation_sweep"}
+        print("detection on the damaged bodhisattva:",
+              ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     k = min(4, len(images))
     tel = telea(images[:k] * masks[:k], masks[:k])
     show_images([x for i in range(k) for x in (images[i] * masks[i], tel[i], ours[i], images[i])],

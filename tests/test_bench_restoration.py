@@ -121,7 +121,8 @@ def test_bench_scores_a_given_detector_at_a_threshold_chosen_on_validation(tmp_p
     save_mask(damage, data / "bodhisattva_damaged_mask.png", hole_value=255)
     torch.manual_seed(0)
     for name, net, spec in (("det.pt", DualDecoderUNet, {"base": 4, "depth": 2}), ("res.pt", UNet, {"layers": 2})):
-        save_checkpoint(tmp_path / name, model=net(**spec).state_dict(), config={"model": {"name": net.__name__, **spec}})
+        save_checkpoint(tmp_path / name, model=net(**spec).state_dict(),
+                        config={"model": {"name": net.__name__, **spec}})
     bench("--split", "wall", "--data", data, "--train", "wall.png", "--held-out", "wall.png", "--patch", "64",
           "--per-image", "2", "--checkpoint", tmp_path / "res.pt", "--detector-checkpoint", tmp_path / "det.pt",
           "--out", tmp_path / "out")

@@ -14,7 +14,8 @@ from .synthetic import PALETTE, make_mural, make_murals
 
 __all__ = [
     "PairedAugment", "PaintedDamage", "paint_damage", "DatasetLayoutError", "DLCVDunhuang", "KaggleDunhuang",
-    "MuralPatchDataset", "detect_layout", "find_pairs", "open_dataset", "set_epoch", "list_images", "load_image", "load_mask", "save_image", "save_mask",
+    "MuralPatchDataset", "detect_layout", "find_pairs", "open_dataset", "set_epoch", "list_images", "load_image",
+    "load_mask", "save_image", "save_mask",
     "check_mask", "composite", "hole_ratio", "random_walk_mask", "random_walk_masks", "min_spacing", "patch_coverage",
     "patch_positions", "sample_patches", "upscale_to_patch", "PALETTE", "make_mural", "make_murals",
 ]

@@ -29,8 +29,8 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .. import metrics
-from ..data import set_epoch
 from .._device import device as pick_device
+from ..data import set_epoch
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .log import RunLog
