@@ -14,7 +14,7 @@ Wherever a checkpoint path is taken, ``pretrained:NAME`` names one of them::
     init: pretrained:restorer                    # a config that fine-tunes it (configs/finetune_restorer.yaml)
 
 A weights file is a checkpoint like any other (``murallab.train.load_checkpoint`` reads it, ``weights_only=True``):
-``{"model": fp16 state_dict, "config": {"model": {...}}, "progress": {"steps": ...}}``, written by :func:`export`.
+``{"model": fp16 state_dict, "config": {"model": {...}}, "progress": {"step": ...}}``, written by :func:`export`.
 """
 
 from __future__ import annotations
@@ -50,10 +50,6 @@ class Weights:
     @property
     def path(self) -> Path:
         return WEIGHTS_DIR / self.file
-
-    def get_model(self, device="cpu"):
-        """The network with these weights, in eval mode (fp32)."""
-        return load_pretrained(self.name, device)
 
 
 WEIGHTS: dict[str, Weights] = {w.name: w for w in (
@@ -133,4 +129,4 @@ def export(checkpoint, dest, *, half: bool = True) -> Path:
         raise ValueError(f"{checkpoint} does not say which network it holds (config['model'] is missing)")
     progress = ckpt.get("progress") or {}
     return save_checkpoint(dest, model=state, config={k: config[k] for k in ("name", "model") if k in config},
-                           progress={k: progress[k] for k in ("steps", "step", "best", "best_epoch") if k in progress})
+                           progress={k: progress[k] for k in ("step", "best", "best_epoch") if k in progress})
