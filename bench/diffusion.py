@@ -1,17 +1,23 @@
 #!/usr/bin/env python
-"""Diffusion restoration: each method's model calls, seconds and quality, against OpenCV Telea.
+"""Diffusion restoration on real murals: each sampler's model calls, seconds and hole scores, against Telea.
 
-    python bench/diffusion.py [--size 32] [--train-steps 1500] [--base 32] [--murals ../shared/murals]
-                              [--repaint 250 10 10] [--device cpu] [--out runs/bench_diffusion]
+    python bench/diffusion.py [--checkpoint pretrained:diffusion-64] [--multiscale pretrained:diffumural-64]
+                              [--heldout ../shared/murals_pool/heldout] [--per-mural 2] [--repaint 50 5 5]
+                              [--device cpu] [--out runs/bench_diffusion]
 
-1. Trains (or loads from --out, same config) an unconditional, a mask-conditioned and a two-scale DiffuMural-lite
-   U-Net on procedural-mural patches of --size px (T = 1000, cosine schedule).
-2. Restores held-out damaged patches (procedural murals with unseen seeds; and, with --murals, patches of the real
-   murals there) with DDIM-50, DDPM-250 (strided), RePaint (--repaint steps/jump/resamplings; the paper's 250/10/10
-   costs 2,410 model calls) and multi-scale DDIM-50 per scale, plus Telea.
-3. Prints one table per test set: model calls, seconds (wall clock, this machine, all patches at once) and
-   hole-only PSNR / SSIM, full-image PSNR. Names the device. Writes results.json to --out.
-A CPU run at the defaults takes tens of minutes (mostly RePaint's 2,410 calls); pass a reduced --repaint to shorten it.
+1. Held-out set: ``--per-mural`` patches of each mural in ``--heldout`` (never trained on), cut as the models were
+   trained (``MuralPatchDataset``: the checkpoint's patch size, zoom 0.25-1), random-walk holes of 10-40 %.
+2. Restores them with the one-scale model (``--checkpoint``): DDIM-50, DDIM-25, the mean of 10 DDIM-5 samples (50
+   calls), one step (x̂_0 from pure noise: a regression), strided DDPM-50, RePaint (``--repaint``
+   steps/jump/resamplings, the condition hidden: the model as an unconditional one), and DDIM-50 with the condition
+   hidden (the probe: what the condition is worth); with the multi-scale model (``--multiscale``), DiffuMural-lite at
+   25 DDIM calls per scale (50 in all, as DDIM-50), the same with the fine scale started from the coarse result at
+   t = T/2, and the mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the mean colour of the
+   known pixels, and the damage left in place (painted plaster).
+3. Blind localisation, DiffuMural's K-means (``kmeans_damage_mask``): IoU with the painted damage of the held-out
+   patches, and with the hand-labelled real flaking of ``--murals``/bodhisattva_damaged.png.
+4. Prints model calls, seconds (this machine, all patches at once) and hole PSNR / SSIM / full PSNR per method, and
+   issue 15's bars. Writes results.json and a PNG of examples to ``--out``.
 """
 
 from __future__ import annotations
@@ -22,112 +28,152 @@ import platform
 import time
 from pathlib import Path
 
+import matplotlib
 import torch
 
-from murallab import device as pick_device
-from murallab import metrics
-from murallab._atomic import write_text
-from murallab.classical import telea
-from murallab.data import list_images, load_image, make_mural, paint_damage, random_walk_masks, sample_patches
-from murallab.diffusion import (CallCounter, NoiseSchedule, TimeUNet, ddim_sample, ddpm_sample, mask_condition,
-                                multiscale_sample, repaint, repaint_plan, train_diffusion, train_multiscale)
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from murallab import device as pick_device  # noqa: E402
+from murallab import metrics  # noqa: E402
+from murallab._atomic import write_text  # noqa: E402
+from murallab.classical import push_pull, telea  # noqa: E402
+from murallab.data import MuralPatchDataset, composite, load_image, load_mask, paint_damage  # noqa: E402
+from murallab.diffusion import CallCounter, ddim_sample, kmeans_damage_mask, repaint_plan  # noqa: E402
+from murallab.train import load_model  # noqa: E402
+from murallab.viz import show_images  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def evaluate(name, image, mask, models, schedule, args, dev):
-    damaged = paint_damage(image, mask, seed=1)
-    known, m = damaged.to(dev), mask.to(dev)
-    cond = mask_condition(known, m)
-    uncond, masked, scale_models = models
-    steps, jump, resample = args.repaint
-    methods = {
-        "DDIM-50": (masked, lambda n: ddim_sample(n, schedule, known=known, mask=m, cond=cond, steps=50)),
-        "DDPM-250": (masked, lambda n: ddpm_sample(n, schedule, known=known, mask=m, cond=cond, steps=250)),
-        f"RePaint {steps}/{jump}/{resample}": (uncond, lambda n: repaint(n, schedule, known, m, steps=steps,
-                                                                         jump_length=jump, jump_n_sample=resample)),
-        "multi-scale DDIM-50": (scale_models, lambda ns: multiscale_sample(ns, schedule, known, m, args.scales,
-                                                                           steps=50)),
-    }
-    rows = []
-    for method, (net, run) in methods.items():
-        counted = [CallCounter(n) for n in net] if isinstance(net, list) else CallCounter(net)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        restored = run(counted).cpu()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        calls = sum(c.calls for c in counted) if isinstance(counted, list) else counted.calls
-        rows.append((method, calls, seconds, restored))
+def mean_colour_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each patch's holes filled with the mean colour of its known pixels: the floor a restoration must beat."""
+    mean = (image * mask).sum((2, 3), keepdim=True) / mask.sum((2, 3), keepdim=True).clamp_min(1)
+    return composite(image, mask, mean.expand_as(image))
+
+
+def run(name, model, fn, known, mask, dev):
+    """``fn(model)`` timed, with its model calls counted; returns ``(name, calls, seconds, restored)``."""
+    counted = [CallCounter(n) for n in model.nets]
+    model.nets = torch.nn.ModuleList(counted)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
-    filled = telea(damaged, mask)
-    rows.append(("Telea", 0, time.perf_counter() - t0, filled))
-    print(f"\n{name}: {len(image)} patches of {image.shape[-1]} px")
-    print(f"{'method':<24}{'calls':>7}{'seconds':>9}{'PSNR hole':>11}{'SSIM hole':>11}{'PSNR':>8}")
-    table = []
-    for method, calls, seconds, restored in rows:
-        r = dict(method=method, calls=calls, seconds=seconds, psnr_hole=metrics.psnr(restored, image, mask).item(),
-                 ssim_hole=metrics.ssim(restored, image, mask).item(), psnr=metrics.psnr(restored, image).item())
-        table.append(r)
-        print(f"{method:<24}{calls:>7}{seconds:>9.2f}{r['psnr_hole']:>11.2f}{r['ssim_hole']:>11.3f}{r['psnr']:>8.2f}")
-    return table
+    restored = fn(model, known.to(dev), mask.to(dev)).cpu()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    model.nets = torch.nn.ModuleList(c.model for c in counted)
+    return name, sum(c.calls for c in counted), seconds, restored
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--base", type=int, default=32)
-    p.add_argument("--train-steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--n-test", type=int, default=16, help="held-out patches, 4 per mural: a multiple of 4")
-    p.add_argument("--repaint", type=int, nargs=3, default=[250, 10, 10], metavar=("STEPS", "JUMP", "RESAMPLE"))
-    p.add_argument("--murals", default=None, help="folder of real murals for a second test set")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for tiny nets here)")
-    p.add_argument("--out", default="runs/bench_diffusion")
-    args = p.parse_args()
-    if args.n_test < 4 or args.n_test % 4:
-        p.error(f"--n-test must be a positive multiple of 4 (4 patches per held-out mural), got {args.n_test}")
-    args.scales = [args.size // 2, args.size]
-    torch.set_num_threads(args.threads)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default="pretrained:diffusion-64", help="a one-scale DiffusionRestorer")
+    ap.add_argument("--multiscale", default="pretrained:diffumural-64", help="a multi-scale one ('' to skip)")
+    ap.add_argument("--heldout", type=Path, default=REPO.parent / "shared" / "murals_pool" / "heldout")
+    ap.add_argument("--per-mural", type=int, default=2)
+    ap.add_argument("--repaint", type=int, nargs=3, default=[50, 5, 5], metavar=("STEPS", "JUMP", "RESAMPLE"))
+    ap.add_argument("--murals", type=Path, default=REPO.parent / "shared" / "murals",
+                    help="where bodhisattva_damaged.png and its hand-labelled _mask.png are (blind localisation)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_diffusion")
+    args = ap.parse_args()
+    if not args.heldout.is_dir():
+        print(f"bench/diffusion.py: skipped, no murals at {args.heldout} (pass --heldout)")
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(args.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or 'cpu'}, " \
-        f"{args.threads} thread(s))"
-    print(f"device: {name}; RePaint plan {args.repaint}: "
-          f"{repaint_plan(*args.repaint, num_train_steps=1000).model_calls} model calls")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    schedule = NoiseSchedule.cosine(1000)
-    s = args.size
-    train = torch.cat([sample_patches(make_mural(4 * s, seed=i), s, 16, seed=i) for i in range(64)])
-    masks = random_walk_masks(512, s, hole_ratio=(0.1, 0.4), seed=2)
-    kw = dict(steps=args.train_steps, batch_size=args.batch_size, lr=2e-3, seed=0, device=dev)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else \
+        f"CPU ({platform.processor() or 'cpu'}, {torch.get_num_threads()} threads)"
+    model = load_model(args.checkpoint, dev)[0].eval()
+    size = model.size
+    data = MuralPatchDataset(args.heldout, patch_size=size, patches_per_image=args.per_mural, scale=(0.25, 1.0),
+                             hole_ratio=(0.1, 0.4), upscale=True, seed=args.seed + 123)
+    image = torch.stack([data[i]["image"] for i in range(len(data))])
+    mask = torch.stack([data[i]["mask"] for i in range(len(data))])
+    known = image * mask
+    steps, jump, resample = args.repaint
+    plan = repaint_plan(steps, jump, resample, model.schedule.num_steps)
+    print(f"device: {name}; {len(image)} patches of {size} px from {args.heldout}; RePaint {steps}/{jump}/{resample}: "
+          f"{plan.model_calls} model calls")
 
-    def unet(c):
-        torch.manual_seed(0)
-        return TimeUNet(cond_channels=c, base=args.base, mults=(1, 2, 2)).to(dev)
+    def sampler(kind, n, seed=args.seed, **kw):
+        return lambda m, k, mk: m.sample(k, mk, sampler=kind, steps=n, seed=seed, **kw)
 
-    t0 = time.perf_counter()
-    uncond, masked, scale_models = unet(0), unet(4), [unet(8) for _ in args.scales]
-    train_diffusion(uncond, schedule, train, checkpoint=out / "unconditional.pt", **kw)
-    train_diffusion(masked, schedule, train, condition=mask_condition, masks=masks, hole_only=True,
-                    checkpoint=out / "mask_conditioned.pt", **kw)
-    train_multiscale(scale_models, schedule, train, masks, args.scales, checkpoint_dir=out, hole_only=True,
-                     cycle_weight=0.1, **kw)
-    print(f"training (or loading) took {time.perf_counter() - t0:.0f} s")
+    def hidden(m, k, mk):  # the probe: the same sampler, the known pixels and the mask hidden from the condition
+        cond = torch.zeros(k.shape[0], 4, *k.shape[-2:], device=k.device)
+        return ddim_sample(m.nets[0], m.schedule, known=k, mask=mk, cond=cond, steps=50, seed=args.seed)
 
-    results = {"device": name, "args": {k: v for k, v in vars(args).items()}}
-    image = torch.cat([sample_patches(make_mural(4 * s, seed=50_000 + i), s, 4, seed=i) for i in range(args.n_test // 4)])
-    mask = random_walk_masks(len(image), s, hole_ratio=(0.15, 0.3), seed=7)
-    models = (uncond, masked, scale_models)
-    results["procedural"] = evaluate("held-out procedural murals", image, mask, models, schedule, args, dev)
-    if args.murals:
-        paths = [q for q in list_images(args.murals) if "mask" not in q.stem.lower() and "damaged" not in q.stem]
-        real = torch.cat([sample_patches(load_image(q), s, max(1, args.n_test // len(paths)), seed=3, upscale=True)
-                          for q in paths])
-        rmask = random_walk_masks(len(real), s, hole_ratio=(0.15, 0.3), seed=8)
-        results["murals"] = evaluate(f"{args.murals} patches", real, rmask, models, schedule, args, dev)
-    write_text(out / "results.json", json.dumps(results, indent=2, default=str))
+    rows = [run("DDIM-50", model, sampler("ddim", 50), known, mask, dev),
+            run("DDIM-25", model, sampler("ddim", 25), known, mask, dev),
+            run("mean of 10 DDIM-5", model, sampler("ddim", 5, samples=10), known, mask, dev),
+            run("one step (x0 at t = T-1)", model, sampler("ddim", 1), known, mask, dev),
+            run("DDPM-50", model, sampler("ddpm", 50), known, mask, dev),
+            run(f"RePaint {steps}/{jump}/{resample}", model,
+                sampler("repaint", steps, jump_length=jump, jump_n_sample=resample), known, mask, dev),
+            run("DDIM-50, condition hidden", model, hidden, known, mask, dev)]
+    if args.multiscale:
+        ms = load_model(args.multiscale, dev)[0].eval()
+        if ms.size != size:
+            raise SystemExit(f"--multiscale restores {ms.size} px patches, --checkpoint {size} px: give a pair")
+        rows.append(run("multi-scale DDIM 25+25", ms, sampler("multiscale", 25), known, mask, dev))
+        rows.append(run("multi-scale 25+25, fine from t=T/2", ms, sampler("multiscale", 25, refine_from=0.5), known,
+                        mask, dev))
+        rows.append(run("mean of 5 multi-scale 5+5", ms, sampler("multiscale", 5, samples=5), known, mask, dev))
+    for label, fn in (("Telea", lambda: telea(known, mask)), ("push-pull", lambda: push_pull(known, mask)),
+                      ("mean colour", lambda: mean_colour_fill(known, mask)),
+                      ("damage left", lambda: paint_damage(image, mask, seed=args.seed))):
+        t0 = time.perf_counter()
+        out = fn()
+        rows.append((label, 0, time.perf_counter() - t0, out))
+
+    table = []
+    print(f"\n{'method':<28}{'calls':>7}{'seconds':>9}{'PSNR hole':>11}{'SSIM hole':>11}{'PSNR':>8}")
+    for label, calls, seconds, restored in rows:
+        assert torch.equal(restored[mask.expand_as(image) == 1], image[mask.expand_as(image) == 1]) or \
+            label == "damage left", f"{label} changed known pixels"
+        r = dict(method=label, calls=calls, seconds=seconds, psnr_hole=metrics.psnr(restored, image, mask).item(),
+                 ssim_hole=metrics.ssim(restored, image, mask).item(), psnr=metrics.psnr(restored, image).item())
+        table.append(r)
+        print(f"{label:<28}{calls:>7}{seconds:>9.1f}{r['psnr_hole']:>11.2f}{r['ssim_hole']:>11.3f}{r['psnr']:>8.2f}")
+    by = {r["method"]: r for r in table}
+    tel, ddim = by["Telea"], by["DDIM-50"]
+    bars = {"DDIM-50 hole SSIM >= Telea's": ddim["ssim_hole"] >= tel["ssim_hole"],
+            "DDIM-50 hole PSNR within 1.5 dB of Telea's": ddim["psnr_hole"] >= tel["psnr_hole"] - 1.5,
+            "RePaint hole PSNR within 1 dB of Telea's":
+                by[f"RePaint {steps}/{jump}/{resample}"]["psnr_hole"] >= tel["psnr_hole"] - 1.0,
+            "hiding the condition costs >= 3 dB": ddim["psnr_hole"] - by["DDIM-50, condition hidden"]["psnr_hole"] >= 3}
+    if args.multiscale:
+        ms_row = by["multi-scale DDIM 25+25"]
+        bars["multi-scale >= DDIM-50 in hole PSNR and SSIM"] = (ms_row["psnr_hole"] >= ddim["psnr_hole"]
+                                                                 and ms_row["ssim_hole"] >= ddim["ssim_hole"])
+    print("\nissue 15's bars:")
+    for bar, met in bars.items():
+        print(f"  {'met    ' if met else 'NOT met'}  {bar}")
+    # blind localisation (DiffuMural's K-means): on the painted damage of the held-out patches, and on real flaking
+    painted = paint_damage(image, mask, seed=args.seed)
+    est = kmeans_damage_mask(painted)
+    blind = {"painted_iou": metrics.iou(est == 0, mask == 0).item(), "painted_flagged": (1 - est).mean().item(),
+             "painted_true": (1 - mask).mean().item()}
+    bodhi = args.murals / "bodhisattva_damaged.png"
+    if bodhi.exists():
+        truth = load_mask(args.murals / "bodhisattva_damaged_mask.png", hole_value=255)[None] == 0
+        est = kmeans_damage_mask(load_image(bodhi)[None]) == 0
+        blind |= {"bodhisattva_iou": metrics.iou(est, truth).item(), "bodhisattva_flagged": est.float().mean().item(),
+                  "bodhisattva_true": truth.float().mean().item()}
+    print("\nK-means damage localisation: " + ", ".join(f"{k} {v:.3f}" for k, v in blind.items()))
+    n = min(6, len(image))
+    picks = torch.linspace(0, len(image) - 1, n).long()
+    shown = [("damaged", painted)] + [(lbl, r) for lbl, _, _, r in rows if lbl != "damage left"] + [("truth", image)]
+    show_images([x[i] for i in picks for _, x in shown], [lbl for _ in picks for lbl, _ in shown], ncols=len(shown),
+                size=1.6)
+    plt.savefig(args.out / "examples.png", dpi=110, bbox_inches="tight")
+    report = {"device": name, "args": {k: str(v) for k, v in vars(args).items()}, "patches": len(image),
+              "methods": table, "bars": bars, "kmeans": blind}
+    write_text(args.out / "results.json", json.dumps(report, indent=2))
+    print(f"\nwrote {args.out / 'results.json'} and examples.png")
 
 
 if __name__ == "__main__":

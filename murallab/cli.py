@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from .diffusion.restorer import SAMPLERS
 from .metrics import DAMAGE_THRESHOLD
 
 #: file formats that store a mask exactly (JPEG would blur its edges into grey)
@@ -98,8 +99,9 @@ def export(args) -> None:
 # --- murallab restore / detect -------------------------------------------------------------------------------------
 
 def _tiling_and_device(ap) -> None:
-    ap.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
-    ap.add_argument("--overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    ap.add_argument("--tile", type=int, help="tile side in pixels (default 256; a diffusion model's own size)")
+    ap.add_argument("--overlap", type=int, help="overlap between tiles in pixels (default 32; a quarter of a "
+                                                "diffusion model's tile)")
     ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
 
 
@@ -120,6 +122,11 @@ def _restore_args(sub) -> None:
     ap.add_argument("--threshold", type=float,
                     help=f"damage probability threshold for --blind (default: the one chosen on validation data for "
                          f"pretrained:detector, {DAMAGE_THRESHOLD} for other checkpoints)")
+    ap.add_argument("--sampler", choices=SAMPLERS,
+                    help="a diffusion checkpoint's sampler (default ddim; multiscale for a multi-scale model)")
+    ap.add_argument("--steps", type=int, help="a diffusion sampler's model calls (DDIM, DDPM; per scale for "
+                                              "multiscale) or inference steps (RePaint); default 50")
+    ap.add_argument("--seed", type=int, default=0, help="a diffusion sampler's seed (default 0)")
     _tiling_and_device(ap)
 
 
@@ -138,12 +145,6 @@ def _detect_args(sub) -> None:
 def _check_image_args(args, *, output_suffixes, what):
     """Tiling, output path, threshold and device, checked before anything is loaded; returns the device."""
     from ._device import device as pick_device
-    from .tiling import check_tiling
-
-    try:
-        check_tiling(args.tile, args.overlap)
-    except ValueError as e:
-        raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: {e}") from None
     out = Path(args.output)
     if out.suffix.lower() not in output_suffixes:
         raise UsageError(f"cannot tell the format of --output {out}: {what}, e.g. {out.with_suffix('.png')}")
@@ -178,13 +179,30 @@ def _load_network(path, device, *, blind: bool, instead: str):
         raise UsageError(msg if str(path) in msg else f"cannot load the checkpoint {path}: it is not a murallab "
                                                       f"checkpoint, or its weights do not fit the network its "
                                                       f"config names ({msg})") from None
-    if not hasattr(model, "restored"):  # e.g. a diffusion TimeUNet: it restores by sampling, not in one pass
-        raise UsageError(f"the checkpoint {path} holds a {type(model).__name__}, which is not a restoration network: "
-                         f"a diffusion model restores by sampling (murallab.diffusion.repaint or ddim_sample, "
-                         f"notebook 06)")
+    if not hasattr(model, "restored"):  # a bare TimeUNet (train_diffusion): it has no mask convention of its own
+        raise UsageError(f"the checkpoint {path} holds a bare {type(model).__name__}, a noise predictor without a "
+                         f"restoration interface: train a DiffusionRestorer (configs/diffusion_64.yaml) to restore by "
+                         f"sampling from the command line, or sample it in Python (murallab.diffusion.ddim_sample, "
+                         f"repaint; notebook 06)")
     if is_blind(model) != blind:
         raise UsageError(f"the checkpoint {path} holds a {type(model).__name__}; {instead}")
     return model
+
+
+def _tiling(args, model) -> None:
+    """Fill in ``--tile`` and ``--overlap`` for ``model`` (``restore.default_tiling``) and check them."""
+    from .restore import default_tiling
+    from .tiling import check_tiling
+
+    args.tile, args.overlap = default_tiling(model, args.tile, args.overlap)
+    scales = getattr(model, "scales", [])
+    if len(scales) > 1 and args.tile > scales[-1]:
+        raise UsageError(f"--tile {args.tile}: this multi-scale diffusion model samples tiles of at most "
+                         f"{scales[-1]} px (its finest scale); leave --tile out")
+    try:
+        check_tiling(args.tile, args.overlap)
+    except ValueError as e:
+        raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: {e}") from None
 
 
 def _tiled_run(fn, image, args):
@@ -222,6 +240,27 @@ def _read_mask(args, image):
     return mask
 
 
+def _sampling(args, model) -> dict | None:
+    """A diffusion model's ``sample`` arguments from --sampler, --steps and --seed (None for other networks)."""
+    if not hasattr(model, "sample"):
+        given = [f"--{k}" for k in ("sampler", "steps") if getattr(args, k) is not None]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            raise UsageError(f"{' and '.join(given)} {verb} for a diffusion checkpoint; the {type(model).__name__} in "
+                             f"{args.checkpoint} restores in one pass")
+        return None
+    sampler = args.sampler or ("multiscale" if len(model.scales) > 1 else "ddim")  # sample()'s default
+    steps = 50 if args.steps is None else args.steps
+    limit = model.schedule.num_steps
+    if not 1 <= steps <= limit:
+        raise UsageError(f"--steps must be between 1 and the model's {limit} diffusion steps, got {steps}")
+    if (sampler == "multiscale") != (len(model.scales) > 1):
+        raise UsageError(f"--sampler {sampler} needs a " + ("multi-scale" if sampler == "multiscale" else "one-scale")
+                         + f" diffusion model; {args.checkpoint} has scales {model.scales}"
+                         + ("" if sampler == "multiscale" else ": use --sampler multiscale"))
+    return {"sampler": sampler, "steps": steps, "seed": args.seed}
+
+
 def restore(args) -> None:
     from .data.io import IMAGE_SUFFIXES, load_image, save_image
     from .data.masks import hole_ratio
@@ -245,6 +284,8 @@ def restore(args) -> None:
         instead = ("a blind-restoration network that finds the damage itself and takes no mask: use --blind "
                    "(without --mask), or a PConvUNet / UNet checkpoint to restore with your mask")
     model = _load_network(args.checkpoint, device, blind=args.blind, instead=instead)
+    _tiling(args, model)
+    sampling = _sampling(args, model)
     image = load_image(args.image)
     if args.blind:
         (restored, mask), took = _tiled_run(lambda: restore_blind(
@@ -253,8 +294,8 @@ def restore(args) -> None:
     else:
         mask = _read_mask(args, image)
         restored, took = _tiled_run(lambda: restore_known(model, image, mask, tile=args.tile, overlap=args.overlap,
-                                                          progress=True), image, args)
-        source = f"from {args.mask}"
+                                                          progress=True, sampling=sampling), image, args)
+        source = f"from {args.mask}" + (", {sampler} {steps} steps, seed {seed}".format(**sampling) if sampling else "")
     save_image(restored, args.output)
     h, w = image.shape[-2:]
     print(f"restored {w}×{h} image: {float(hole_ratio(mask)):.1%} holes ({source}), {took} -> {args.output}")
@@ -271,6 +312,7 @@ def detect(args) -> None:
                           instead="detect needs a DualDecoderUNet checkpoint (the blind-restoration network with a "
                                   "damage decoder); with this network restore with a known mask instead: "
                                   "murallab restore IMAGE --mask MASK --mask-hole-value 0|255")
+    _tiling(args, model)
     image = load_image(args.image)
     damage, took = _tiled_run(lambda: detect_damage(model, image, tile=args.tile, overlap=args.overlap,
                                                     progress=True), image, args)

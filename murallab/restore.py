@@ -2,7 +2,9 @@
 mask, ``detect`` and ``restore_blind`` with a network that finds the damage itself.
 
 Networks say which kind they are with a ``blind`` attribute (``murallab.nn``): a mask-guided network is called
-``model(image, mask)``, a blind one ``model(image) -> (image, damage_probability)``.
+``model(image, mask)``, a blind one ``model(image) -> (image, damage_probability)``. A diffusion model
+(``murallab.diffusion.DiffusionRestorer``) restores by sampling: ``model.sample(image, mask, **sampling)``, on tiles
+of the size it was trained at.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .data.masks import check_mask, composite
 from .metrics import DAMAGE_THRESHOLD
 from .tiling import tiled
 
-__all__ = ["restore", "detect", "restore_blind", "is_blind", "MAX_HOLE_RATIO"]
+__all__ = ["restore", "detect", "restore_blind", "is_blind", "default_tiling", "MAX_HOLE_RATIO"]
 
 #: hole ratio above which a mask is taken to be in the opposite convention (check_mask's default)
 MAX_HOLE_RATIO = 0.6
@@ -68,19 +70,32 @@ def _dtype(model: nn.Module) -> torch.dtype:
     return p.dtype if p is not None else torch.float32
 
 
-def restore(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, *, tile: int = 256, overlap: int = 32,
-            batch_size: int = 4, device=None, max_hole_ratio: float = MAX_HOLE_RATIO,
-            progress: bool = False) -> torch.Tensor:
-    """Restore the holes of a mural of any size with a mask-guided network (``PConvUNet``, ``UNet``).
+def default_tiling(model: nn.Module, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
+    """``(tile, overlap)`` with the defaults filled in: 256 and 32 for the U-Nets; a diffusion model's own size
+    (``model.size``) and a quarter of it, since it samples patches of the size it was trained at."""
+    size = getattr(model, "size", None)
+    tile = tile if tile is not None else size or 256
+    return tile, overlap if overlap is not None else (tile // 4 if size else 32)
+
+
+def restore(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, *, tile: int | None = None,
+            overlap: int | None = None, batch_size: int = 4, device=None, max_hole_ratio: float = MAX_HOLE_RATIO,
+            progress: bool = False, sampling: dict | None = None) -> torch.Tensor:
+    """Restore the holes of a mural of any size with a mask-guided network (``PConvUNet``, ``UNet``, ``FFCUNet``)
+    or a diffusion model (``DiffusionRestorer``).
 
     Args:
-        model: ``model(image, mask) -> prediction`` on ``(B, 3, h, w)`` / ``(B, 1, h, w)`` batches.
+        model: ``model(image, mask) -> prediction`` on ``(B, 3, h, w)`` / ``(B, 1, h, w)`` batches, or a model with
+            ``sample(image, mask, **sampling)``.
         image: ``(3, H, W)`` float in [0, 1]; hole pixels may hold anything in [0, 1] (they are not read).
         mask: ``(1, H, W)``, binary, **1 = known, 0 = hole**; same H×W as the image.
-        tile, overlap, batch_size: tiling (see ``tiled``); peak model memory grows with ``batch_size · tile²``.
+        tile, overlap, batch_size: tiling (see ``tiled``; defaults from :func:`default_tiling`); peak model memory
+            grows with ``batch_size · tile²``.
         device: where the model runs (default: where its parameters are; otherwise the model is moved there).
         max_hole_ratio: a mask with more holes than this is rejected as probably inverted (see ``check_mask``).
         progress: a tqdm bar on stderr when there are many tiles.
+        sampling: a diffusion model's ``sample`` arguments (``sampler``, ``steps``, ``eta``, ``seed``); every tile
+            is sampled with the same seed, so a run repeats exactly.
     Returns:
         ``(3, H, W)`` on the image's device and in its dtype: ``mask · image + (1 - mask) · prediction``, with the
         blended prediction clamped to [0, 1]. Known pixels are the input's, bit for bit.
@@ -92,15 +107,19 @@ def restore(model: nn.Module, image: torch.Tensor, mask: torch.Tensor, *, tile: 
                         f"restore_blind(model, image) (or detect(model, image) for the damage map alone)")
     _check_image(image)
     check_mask(mask, image, max_hole_ratio=max_hole_ratio)
+    if sampling and not hasattr(model, "sample"):
+        raise TypeError(f"sampling= is for a diffusion model; a {type(model).__name__} restores in one pass")
+    tile, overlap = default_tiling(model, tile, overlap)
     known = mask.to(image.device).bool()
     dtype = _dtype(model)
+    run = (lambda img, m: model.sample(img, m, **(sampling or {}))) if hasattr(model, "sample") else model
 
     def predict(batch: torch.Tensor) -> torch.Tensor:  # (B, 4, h, w) image and mask -> (B, 3, h, w)
         img, m = batch[:, :3], batch[:, 3:]
         out = img.clone()
         holes = (m == 0).flatten(1).any(1)
         if bool(holes.any()):
-            out[holes] = model(img[holes].to(dtype), m[holes].to(dtype)).to(out.dtype)
+            out[holes] = run(img[holes].to(dtype), m[holes].to(dtype)).to(out.dtype)
         return out
 
     with _inference(model, device) as dev:

@@ -1,19 +1,21 @@
 """Diffusion restoration: noise schedules, a time-conditioned U-Net, samplers (DDPM, DDIM), RePaint, mask-conditioned
-training and DiffuMural-lite multi-scale co-diffusion.
+training, DiffuMural-lite multi-scale co-diffusion, and ``DiffusionRestorer``, which wraps them for the trainer,
+``murallab restore`` and the pretrained weights.
 
 Kept apart as diffusers does: the schedule holds the math of the noise (``schedule.py``), the network only predicts
-noise (``unet.py``), samplers own the loop (``samplers.py``, ``repaint.py``, ``multiscale.py``). So one trained model
-can be sampled with DDPM, DDIM or inside RePaint. Images at the API are ``(B, 3, H, W)`` in [0, 1], masks
-``(B, 1, H, W)`` with 1 = known; the diffusion itself runs in [-1, 1]. Every sampler returns a composite: known pixels
-exactly as given.
+noise, the clean image or v (``unet.py``), samplers own the loop (``samplers.py``, ``repaint.py``,
+``multiscale.py``). So one trained model can be sampled with DDPM, DDIM or inside RePaint. Images at the API are
+``(B, 3, H, W)`` in [0, 1], masks ``(B, 1, H, W)`` with 1 = known; the diffusion itself runs in [-1, 1]. Every
+sampler returns a composite: known pixels exactly as given.
 """
 
 from .multiscale import (damage_contour, downsample, downsample_mask, kmeans, kmeans_damage_mask, multiscale_sample,
                          scale_condition, train_multiscale, upsample)
 from .repaint import RePaintPlan, repaint, repaint_plan
 from .samplers import (CallCounter, composite, ddim_sample, ddim_step, ddpm_sample, ddpm_step, from_diffusion,
-                       mask_condition, timesteps, to_diffusion)
-from .schedule import NoiseSchedule, cosine_betas, linear_betas
+                       mask_condition, paste_known, predict_eps, timesteps, to_diffusion)
+from .restorer import SAMPLERS, DiffusionRestorer
+from .schedule import PREDICTIONS, NoiseSchedule, cosine_betas, linear_betas
 from .train import diffusion_loss, train_diffusion
 from .unet import TimeUNet, timestep_embedding
 
@@ -22,5 +24,5 @@ __all__ = [
     "ddim_sample", "ddim_step", "ddpm_sample", "ddpm_step", "from_diffusion", "mask_condition", "timesteps",
     "to_diffusion", "RePaintPlan", "repaint", "repaint_plan", "diffusion_loss", "train_diffusion", "damage_contour",
     "downsample", "downsample_mask", "kmeans", "kmeans_damage_mask", "multiscale_sample", "scale_condition",
-    "train_multiscale", "upsample",
+    "train_multiscale", "upsample", "predict_eps", "paste_known", "PREDICTIONS", "DiffusionRestorer", "SAMPLERS",
 ]

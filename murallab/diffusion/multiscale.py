@@ -13,7 +13,11 @@ published; this module keeps the three ideas at course scale, built on the plain
 3. **Blind damage.** Without a mask, DiffuMural segments the damage by K-means (K = 2) on colour.
    :func:`kmeans_damage_mask` does that with a small torch K-means on pixel colours and calls "damage" the
    cluster whose centre is nearest the colour of bare plaster (an assumption: flaked paint shows the ground).
-4. **Cycle consistency** is the optional ``cycle_weight`` of :func:`murallab.diffusion.train.train_diffusion`.
+4. **Cycle consistency** is the optional ``cycle_weight`` of :func:`murallab.diffusion.train.train_diffusion` (and
+   ``cycle`` of :class:`murallab.losses.DiffusionLoss`).
+
+``DiffusionRestorer(scales=[32, 64])`` (``restorer.py``) trains such a pair with ``murallab train`` and samples it
+with ``sampler="multiscale"``; ``pretrained:diffumural-64`` is one.
 
 Every scale's condition is ``scale_condition``: ``[coarser result ↑ (3, [-1, 1]; zeros at the coarsest scale) ;
 masked image (3, [-1, 1], holes 0) ; mask (1) ; contour (1)]``, 8 channels, so each scale's model is a
@@ -80,11 +84,13 @@ def kmeans(points: torch.Tensor, centres: torch.Tensor, iters: int = 20) -> tupl
 
 
 def kmeans_damage_mask(image: torch.Tensor, k: int = 2, iters: int = 20, damage_colour=PALETTE["plaster"],
-                       ) -> torch.Tensor:
+                       max_damage: float = 0.6) -> torch.Tensor:
     """Blind damage segmentation as in DiffuMural: K-means (K = 2) on each image's pixel colours.
 
     Centres start at the darkest and brightest pixels (by the sum of RGB; K > 2 adds evenly spaced quantiles),
-    so the result is deterministic. The cluster whose centre is nearest ``damage_colour`` is the damage.
+    so the result is deterministic. The cluster whose centre is nearest ``damage_colour`` is the damage, unless it
+    covers more than ``max_damage`` of the image: then it is the plaster ground itself, colour cannot tell damage
+    from it, and nothing is flagged (a blind restoration then leaves the image as it is rather than repaint it).
     ``(B, 3, H, W)`` in [0, 1] -> mask ``(B, 1, H, W)``, 1 = known, 0 = damage. Crude by design: paint the same
     colour as the plaster is called damage, and damage of another colour is missed.
     """
@@ -97,7 +103,10 @@ def kmeans_damage_mask(image: torch.Tensor, k: int = 2, iters: int = 20, damage_
         init = pts[order[torch.linspace(0, len(order) - 1, k).round().long()]].clone()
         labels, centres = kmeans(pts, init, iters)
         damage = (centres - ref).norm(dim=1).argmin()
-        masks.append((labels != damage).to(image.dtype).reshape(1, h, w))
+        known = labels != damage
+        if 1 - known.float().mean() > max_damage:  # the ground, not damage
+            known = torch.ones_like(known)
+        masks.append(known.to(image.dtype).reshape(1, h, w))
     return torch.stack(masks)
 
 
@@ -142,12 +151,17 @@ def train_multiscale(models, schedule: NoiseSchedule, images: torch.Tensor, mask
 @torch.no_grad()
 def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Tensor | None, sizes, *,
                       sampler: str = "ddim", steps: int = 20, eta: float = 0.0, seed=0,
+                      refine_from: float | None = None, condition=scale_condition, paste: bool = False,
                       return_scales: bool = False):
     """Restore ``known`` coarse to fine: each scale is sampled conditioned on the previous scale's result, its
     mask and the damage contour, and composited with the known pixels at that scale.
 
     ``mask=None`` is the blind case: the mask is estimated with :func:`kmeans_damage_mask`. ``sampler`` is
     "ddim" (``steps`` calls per scale, ``eta``) or "ddpm" (``steps`` strided ancestral calls per scale).
+    ``refine_from`` (DDIM only, a fraction of T such as 0.5): every scale after the first starts from the coarser
+    result, upsampled and noised to that step, instead of from pure noise, so its calls refine detail (SDEdit).
+    ``condition(known, mask, coarse)`` builds each scale's condition (default :func:`scale_condition`); ``paste``
+    as in :func:`murallab.diffusion.ddim_sample`.
     Returns ``(B, 3, H, W)`` in [0, 1] at ``sizes[-1]`` (and the list of per-scale results with
     ``return_scales``); known pixels are exactly ``known``.
     """
@@ -157,9 +171,16 @@ def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask
     coarse, results = None, []
     for i, (model, size) in enumerate(zip(models, sizes)):
         k, m = downsample(known, size), downsample_mask(mask.to(known.dtype), size)
-        cond = scale_condition(k, m, coarse)
-        kw = dict(known=k, mask=m, cond=cond, steps=steps, seed=seed + i if isinstance(seed, int) else seed)
-        if sampler == "ddim":
+        cond = condition(k, m, coarse)
+        kw = dict(known=k, mask=m, cond=cond, steps=steps, seed=seed + i if isinstance(seed, int) else seed,
+                  paste=paste)
+        if sampler == "ddim" and refine_from is not None and coarse is not None:
+            start = round(refine_from * (schedule.num_steps - 1))
+            g = torch.Generator(device=k.device).manual_seed(seed + 1000 * i if isinstance(seed, int) else 0)
+            guess = to_diffusion(upsample(coarse, size))
+            x_start = schedule.q_sample(guess, start, torch.randn(guess.shape, generator=g, device=k.device))
+            coarse = ddim_sample(model, schedule, eta=eta, x_T=x_start, start=start, **kw)
+        elif sampler == "ddim":
             coarse = ddim_sample(model, schedule, eta=eta, **kw)
         elif sampler == "ddpm":
             coarse = ddpm_sample(model, schedule, **kw)

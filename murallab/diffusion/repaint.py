@@ -26,7 +26,7 @@ from typing import NamedTuple
 import torch
 
 from ..data.masks import composite
-from .samplers import _finish, _randn, _start, ddpm_step, to_diffusion
+from .samplers import _finish, _randn, _start, ddpm_step, predict_eps, to_diffusion
 from .schedule import NoiseSchedule
 
 
@@ -70,7 +70,8 @@ def repaint_plan(steps: int, jump_length: int = 10, jump_n_sample: int = 10,
 @torch.no_grad()
 def repaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Tensor, *, steps: int | None = None,
             jump_length: int = 10, jump_n_sample: int = 10, cond=None, seed=0, clip: bool = True) -> torch.Tensor:
-    """Inpaint ``known`` (``(B, 3, H, W)`` in [0, 1]) where ``mask`` is 0, with an unconditional ε-model.
+    """Inpaint ``known`` (``(B, 3, H, W)`` in [0, 1]) where ``mask`` is 0, with an unconditional model (or a
+    conditional one given a ``cond`` that hides the known pixels, as :class:`DiffusionRestorer` does).
 
     ``steps`` defaults to the schedule's T. Costs ``repaint_plan(...).model_calls`` network evaluations.
     Returns ``(B, 3, H, W)`` in [0, 1]; known pixels are exactly ``known``.
@@ -85,7 +86,7 @@ def repaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
     t_last = plan.timesteps[0] + 1
     for t in plan.timesteps:
         if t < t_last:  # reverse step x_t -> x_{t'}: holes from the model, known pixels re-noised from x0
-            eps = model(x, torch.full((x.shape[0],), t, device=x.device), cond)
+            eps = predict_eps(model, schedule, x, t, cond)
             unknown = ddpm_step(schedule, eps, t, below(t), x, _randn(x.shape, g, x.device), clip)
             known_t = schedule.q_sample(x0, below(t), _randn(x.shape, g, x.device))
             x = composite(known_t, m, unknown)

@@ -1,4 +1,7 @@
-"""Samplers for any ε-prediction model ``model(x_t, t, cond) -> ε̂``: DDPM ancestral sampling and DDIM.
+"""Samplers for any diffusion model ``model(x_t, t, cond)``: DDPM ancestral sampling and DDIM.
+
+The model's ``prediction`` attribute says what it outputs ("eps" if it has none, "x0" or "v");
+:func:`predict_eps` turns that into ε̂ with ``NoiseSchedule.split``, and the steps below are written in ε̂.
 
 A sampler owns the loop; the schedule owns the math of one step; the network only predicts noise. So the same
 trained model can be sampled with DDPM, with DDIM in fewer steps, or inside RePaint (``repaint.py``).
@@ -53,25 +56,36 @@ def _randn(shape, g: torch.Generator, like_device, dtype=torch.float32) -> torch
     return torch.randn(shape, generator=g, device=like_device, dtype=dtype)
 
 
-def timesteps(num_train_steps: int, steps: int | None = None) -> list[int]:
-    """The ``steps`` model-call times, from T-1 down to 0, evenly spaced (all T when ``steps`` is None)."""
-    steps = num_train_steps if steps is None else steps
-    if not 1 <= steps <= num_train_steps:
-        raise ValueError(f"steps must be in [1, {num_train_steps}], got {steps}")
-    ts = torch.linspace(num_train_steps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+def timesteps(num_train_steps: int, steps: int | None = None, start: int | None = None) -> list[int]:
+    """The ``steps`` model-call times, from ``start`` (default T-1) down to 0, evenly spaced (all of them when
+    ``steps`` is None)."""
+    start = num_train_steps - 1 if start is None else start
+    if not 0 <= start < num_train_steps:
+        raise ValueError(f"start must be in [0, {num_train_steps - 1}], got {start}")
+    steps = start + 1 if steps is None else steps
+    if not 1 <= steps <= start + 1:
+        raise ValueError(f"steps must be in [1, {start + 1}], got {steps}")
+    ts = torch.linspace(start, 0, steps, dtype=torch.float64).round().long().tolist()
     return list(dict.fromkeys(ts))  # rounding cannot repeat a step for steps <= T, but keep it safe
 
 
 class CallCounter(nn.Module):
-    """Wraps a model and counts its forward calls (``.calls``), for cost tables."""
+    """Wraps a model and counts its forward calls (``.calls``), for cost tables. Keeps its ``prediction``."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model, self.calls = model, 0
+        self.prediction = getattr(model, "prediction", "eps")
 
     def forward(self, *args, **kwargs):
         self.calls += 1
         return self.model(*args, **kwargs)
+
+
+def predict_eps(model, schedule: NoiseSchedule, x_t: torch.Tensor, t: int, cond=None) -> torch.Tensor:
+    """ε̂ at x_t from one model call, whatever the model predicts (its ``prediction``: "eps", "x0" or "v")."""
+    out = model(x_t, torch.full((x_t.shape[0],), t, device=x_t.device), cond)
+    return schedule.split(out, x_t, t, getattr(model, "prediction", "eps"))[0]
 
 
 def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
@@ -123,6 +137,14 @@ def _start(schedule, shape, known, mask, device, seed, x_T=None):
     return _randn(shape, g, device), g
 
 
+def paste_known(schedule: NoiseSchedule, x: torch.Tensor, known: torch.Tensor, mask: torch.Tensor, t: int,
+                g: torch.Generator) -> torch.Tensor:
+    """x_t with its known pixels replaced by the known image noised to step t, ``q_sample(known, t, z)``: the state
+    a model trained on noised true images expects there (RePaint's paste; t = -1 pastes the clean pixels)."""
+    known_t = schedule.q_sample(to_diffusion(known), t, _randn(x.shape, g, x.device))
+    return composite(known_t, mask, x)
+
+
 def _finish(x, known, mask):
     image = from_diffusion(x)
     return composite(known, mask, image) if mask is not None else image
@@ -130,33 +152,44 @@ def _finish(x, known, mask):
 
 @torch.no_grad()
 def ddpm_sample(model, schedule: NoiseSchedule, shape=None, *, known=None, mask=None, cond=None,
-                steps: int | None = None, seed=0, device=None, clip: bool = True, x_T=None) -> torch.Tensor:
+                steps: int | None = None, seed=0, device=None, clip: bool = True, x_T=None,
+                paste: bool = False) -> torch.Tensor:
     """DDPM ancestral sampling: ``steps`` model calls (all T by default; fewer = strided DDPM).
 
     ``x_T`` (optional) is the starting noise, in the diffusion space; by default it is drawn from ``seed``.
+    ``paste``: before every model call, the known pixels of x_t are the known image noised to step t
+    (:func:`paste_known`), so the model sees what it was trained on there, however it predicts them.
     Returns ``(B, C, H, W)`` in [0, 1], composited with ``known`` where ``mask`` is 1.
     """
     x, g = _start(schedule, shape, known, mask, device, seed, x_T)
     ts = timesteps(schedule.num_steps, steps)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        eps = model(x, torch.full((x.shape[0],), t, device=x.device), cond)
+        if paste:
+            x = paste_known(schedule, x, known, mask, t, g)
+        eps = predict_eps(model, schedule, x, t, cond)
         x = ddpm_step(schedule, eps, t, t_prev, x, _randn(x.shape, g, x.device), clip)
     return _finish(x, known, mask)
 
 
 @torch.no_grad()
 def ddim_sample(model, schedule: NoiseSchedule, shape=None, *, known=None, mask=None, cond=None, steps: int = 50,
-                eta: float = 0.0, seed=0, device=None, clip: bool = True, x_T=None) -> torch.Tensor:
+                eta: float = 0.0, seed=0, device=None, clip: bool = True, x_T=None,
+                start: int | None = None, paste: bool = False) -> torch.Tensor:
     """DDIM sampling in ``steps`` model calls (any number up to T), stochasticity ``eta`` (0 = deterministic
     given the starting noise ``x_T``, drawn from ``seed`` unless given).
 
-    Returns ``(B, C, H, W)`` in [0, 1], composited with ``known`` where ``mask`` is 1."""
+    ``start`` (default T-1): begin at that step instead of pure noise; ``x_T`` is then the state x_start, e.g. a
+    guess noised with ``schedule.q_sample(guess, start, noise)`` (SDEdit: only the detail below that noise level is
+    sampled anew). ``paste``: as in :func:`ddpm_sample`. Returns ``(B, C, H, W)`` in [0, 1], composited with
+    ``known`` where ``mask`` is 1."""
     x, g = _start(schedule, shape, known, mask, device, seed, x_T)
-    ts = timesteps(schedule.num_steps, steps)
+    ts = timesteps(schedule.num_steps, steps, start)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        eps = model(x, torch.full((x.shape[0],), t, device=x.device), cond)
+        if paste:
+            x = paste_known(schedule, x, known, mask, t, g)
+        eps = predict_eps(model, schedule, x, t, cond)
         noise = _randn(x.shape, g, x.device) if eta > 0 else None
         x = ddim_step(schedule, eps, t, t_prev, x, eta, noise, clip)
     return _finish(x, known, mask)

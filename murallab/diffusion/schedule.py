@@ -8,6 +8,17 @@ Notation (Ho et al. 2020), steps t = 0 … T-1 (0-based, as diffusers):
         c1 = β_t sqrt(ᾱ_{t-1}) / (1 - ᾱ_t),   c2 = sqrt(α_t) (1 - ᾱ_{t-1}) / (1 - ᾱ_t),
         β̃_t = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t)                                     -> posterior
 
+What the network predicts (``prediction``), and how each converts to the others (a = ᾱ_t):
+
+    "eps": ε̂                 x̂_0 = (x_t - sqrt(1 - a) ε̂) / sqrt(a)
+    "x0":  x̂_0               ε̂ = (x_t - sqrt(a) x̂_0) / sqrt(1 - a)
+    "v":   v̂ = sqrt(a) ε - sqrt(1 - a) x_0 (Salimans & Ho 2022)
+                             x̂_0 = sqrt(a) x_t - sqrt(1 - a) v̂,   ε̂ = sqrt(1 - a) x_t + sqrt(a) v̂
+
+They differ in what the plain squared error weights: an ε error is an x_0 error scaled by sqrt(a / (1 - a)), so
+"eps" spends almost nothing on the noisy steps, where the content of a hole is decided, and "x0" weights every
+noise level alike (BENCHMARKS.md, "Diffusion: why the conditional model ignored its condition").
+
 The posterior also holds between any two steps t' < t (strided sampling, RePaint with fewer steps) with
 β_t replaced by 1 - ᾱ_t / ᾱ_{t'}; :meth:`NoiseSchedule.posterior` takes ``t_prev`` for that.
 
@@ -55,6 +66,14 @@ def _take(table: torch.Tensor, t, like: torch.Tensor) -> torch.Tensor:
     """``table[t]`` as ``(B, 1, 1, 1)`` (or a scalar-like ``(1, 1, 1, 1)``) in ``like``'s dtype and device."""
     t = torch.as_tensor(t, device=table.device).long().reshape(-1)
     return table[t].to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+PREDICTIONS = ("eps", "x0", "v")
+
+
+def _check_prediction(prediction: str) -> None:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
 
 
 class NoiseSchedule:
@@ -122,6 +141,27 @@ class NoiseSchedule:
         """Invert q_sample for x_0 given the noise: x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε) / sqrt(ᾱ_t)."""
         a = self.alpha_bar(t, x_t)
         return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t, prediction: str = "eps") -> torch.Tensor:
+        """What a network of kind ``prediction`` ("eps", "x0" or "v") should output for x_t = q_sample(x0, t, noise)."""
+        _check_prediction(prediction)
+        if prediction == "eps":
+            return noise
+        if prediction == "x0":
+            return x0
+        a = self.alpha_bar(t, x0)
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+    def split(self, output: torch.Tensor, x_t: torch.Tensor, t, prediction: str = "eps"
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A network's ``output`` at x_t, step t, as ``(ε̂, x̂_0)`` (module docstring; x̂_0 is not clipped)."""
+        _check_prediction(prediction)
+        a = self.alpha_bar(t, x_t)
+        if prediction == "eps":
+            return output, (x_t - (1 - a).sqrt() * output) / a.sqrt()
+        if prediction == "x0":
+            return (x_t - a.sqrt() * output) / (1 - a).sqrt(), output
+        return (1 - a).sqrt() * x_t + a.sqrt() * output, a.sqrt() * x_t - (1 - a).sqrt() * output
 
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t, t_prev=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(x_{t'} | x_t, x_0) for t' = ``t_prev`` < t (default t - 1).

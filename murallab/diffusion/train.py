@@ -1,8 +1,11 @@
-"""Training an ε-prediction model: the plain DDPM loss, an optional cycle-consistency term, a checkpoint cache.
+"""Training a diffusion model: the plain DDPM loss, an optional cycle-consistency term, a checkpoint cache.
 
     t ~ U{0 … T-1},  ε ~ N(0, I),  x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε
-    loss = ‖ε - ε̂(x_t, t, cond)‖²                                        (Ho et al.'s "simple" loss)
+    loss = ‖y - ŷ(x_t, t, cond)‖²,  y = ε, x_0 or v by the model's ``prediction``   (Ho et al.'s "simple" loss)
          + cycle_weight · ‖m ⊙ x̂_0 - m ⊙ x_0‖² / ‖m‖₁                   (optional, DiffuMural-style)
+
+Which target matters more than anything else here: with "eps" a mask-conditioned model learned to ignore its
+condition (hiding it cost 0.17 dB); with "x0" it restores (``schedule.py`` says why; BENCHMARKS.md measures it).
 
 A mask-conditioned model sees the known pixels in its condition, so on them ε is a matter of arithmetic
 (ε = (x_t - sqrt(ᾱ_t) x_0) / sqrt(1 - ᾱ_t)); their error soon dominates the average, while the holes, the only
@@ -34,7 +37,6 @@ import time
 import torch
 
 from ..data.masks import random_walk_masks
-from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .samplers import to_diffusion
 from .schedule import NoiseSchedule
 
@@ -42,9 +44,10 @@ from .schedule import NoiseSchedule
 def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, *, cond=None, mask=None,
                    cycle_weight: float = 0.0, hole_only: bool = False,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-    """The ε loss (plus the cycle term when ``cycle_weight > 0``) on one batch; ``x0`` in [-1, 1].
+    """The squared error of the model's prediction (ε, x_0 or v: ``model.prediction``, default "eps"), plus the
+    cycle term when ``cycle_weight > 0``, on one batch; ``x0`` in [-1, 1].
 
-    ``hole_only``: average the ε error over the hole pixels only (``mask`` = 0), the pixels a sampler keeps.
+    ``hole_only``: average the error over the hole pixels only (``mask`` = 0), the pixels a sampler keeps.
     Returns ``(loss, {"eps": float, "cycle": float})``. ``mask`` (1 = known) is needed for the cycle term and for
     ``hole_only``.
     """
@@ -52,20 +55,22 @@ def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, *, cond=Non
     t = torch.randint(0, schedule.num_steps, (b,), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = schedule.q_sample(x0, t, noise)
-    eps = model(x_t, t, cond)
+    prediction = getattr(model, "prediction", "eps")
+    out = model(x_t, t, cond)
+    error = (out - schedule.target(x0, noise, t, prediction)) ** 2
     if hole_only:
         if mask is None:
             raise ValueError("hole_only needs the damage mask")
         hole = 1 - mask.to(x0.dtype)
-        eps_loss = (((eps - noise) ** 2) * hole).sum() / (hole.sum() * x0.shape[1]).clamp_min(1)
+        eps_loss = (error * hole).sum() / (hole.sum() * x0.shape[1]).clamp_min(1)
     else:
-        eps_loss = torch.mean((eps - noise) ** 2)
+        eps_loss = error.mean()
     loss = eps_loss
     parts = {"eps": eps_loss.item(), "cycle": 0.0}
     if cycle_weight > 0:
         if mask is None:
             raise ValueError("the cycle-consistency term needs the damage mask")
-        x0_hat = schedule.predict_x0(x_t, t, eps).clamp(-1, 1)
+        x0_hat = schedule.split(out, x_t, t, prediction)[1].clamp(-1, 1)
         m = mask.to(x0.dtype)
         cycle = ((m * (x0_hat - x0)) ** 2).sum() / (m.sum() * x0.shape[1]).clamp_min(1)
         loss = loss + cycle_weight * cycle
@@ -93,6 +98,8 @@ def train_diffusion(model, schedule: NoiseSchedule, images: torch.Tensor, *, con
     Returns ``{"losses": [per-step loss], "seconds": float, "cached": bool, "config": dict}``; the model is left
     in eval mode.
     """
+    from ..train.checkpoint import load_checkpoint, save_checkpoint  # here: murallab.train imports murallab.nn,
+    # which builds DiffusionRestorer from this package
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n, _, h, w = images.shape
     needs_mask = condition is not None or cycle_weight > 0 or hole_only

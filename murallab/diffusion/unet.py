@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .schedule import _check_prediction
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of (integer or real) steps ``t (B,)`` -> ``(B, dim)``: [cos(t·f_k), sin(t·f_k)],
@@ -77,7 +79,7 @@ class SelfAttention(nn.Module):
 
 
 class TimeUNet(nn.Module):
-    """``forward(x_t, t, cond=None) -> ε̂``: the noise in x_t, same shape as x_t.
+    """``forward(x_t, t, cond=None)``: ε̂, the noise in x_t (or x̂_0 or v̂, by ``prediction``), same shape as x_t.
 
     Args:
         channels: image channels of x_t and of the output (3).
@@ -86,15 +88,19 @@ class TimeUNet(nn.Module):
         base: channels at the first level; level i has ``base * mults[i]``.
         mults: channel multipliers, one per resolution level.
         attention: self-attention in the middle (the lowest resolution).
+        prediction: what the output is: "eps" (the noise ε, Ho et al.), "x0" (the clean image) or "v"
+            (``NoiseSchedule.split`` converts); the samplers read it from ``model.prediction``.
     Shapes: x_t ``(B, channels, H, W)``; t int or ``(B,)``; cond ``(B, cond_channels, H, W)``.
     ``model.config`` rebuilds it: ``TimeUNet(**model.config)``.
     """
 
     def __init__(self, channels: int = 3, cond_channels: int = 0, base: int = 32, mults=(1, 2, 2),
-                 attention: bool = True, groups: int = 8, dropout: float = 0.0):
+                 attention: bool = True, groups: int = 8, dropout: float = 0.0, prediction: str = "eps"):
         super().__init__()
+        _check_prediction(prediction)
         self.config = {"channels": channels, "cond_channels": cond_channels, "base": base, "mults": list(mults),
-                       "attention": attention, "groups": groups, "dropout": dropout}
+                       "attention": attention, "groups": groups, "dropout": dropout, "prediction": prediction}
+        self.prediction = prediction
         self.channels, self.cond_channels, self.factor = channels, cond_channels, 2 ** (len(mults) - 1)
         emb_dim = 4 * base
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))

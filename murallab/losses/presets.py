@@ -9,6 +9,8 @@ A term whose weight is 0 is not computed and logs 0. The keys are always the one
   5·(1 - SSIM) in seed 001's variant (off by default).
 - ``DualDecoderLoss`` (seed 002): 2·L1 over the holes + 1·BCE(damage probability, 1 - mask).
 - ``MSESSIMLoss`` (seed 003): 1·MSE + 1·(1 - SSIM).
+- ``DiffusionLoss`` (``murallab.diffusion.DiffusionRestorer``): the squared error of the predicted ε, x_0 or v over
+  the holes (and optionally the known pixels), plus DiffuMural's cycle-consistency term.
 
 Presets with VGG terms take ``features=`` (a shared :class:`VGG16Features`) or ``weights=`` (``"imagenet"`` by
 default, which needs torchvision's weights file on disk; ``weights=None`` gives untrained random features, for
@@ -28,7 +30,7 @@ from .pixel import l1_loss, mse_loss
 from .smoothness import edge_loss, total_variation
 from .ssim import ssim
 
-__all__ = ["MuralLoss", "PConvLoss", "DualDecoderLoss", "MSESSIMLoss"]
+__all__ = ["MuralLoss", "PConvLoss", "DualDecoderLoss", "MSESSIMLoss", "DiffusionLoss"]
 
 
 class _Preset(nn.Module):
@@ -192,3 +194,41 @@ class MSESSIMLoss(_Preset):
 
     def forward(self, pred, target, mask=None):
         return self._combine({"mse": lambda: mse_loss(pred, target), "ssim": lambda: 1 - ssim(pred, target)}, pred)
+
+
+def _masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values (B, C, H, W)`` over the pixels where ``weight (B, 1, H, W)`` is 1 (0 when there are none)."""
+    return (values * weight).sum() / (weight.sum() * values.shape[1]).clamp_min(1)
+
+
+class DiffusionLoss(_Preset):
+    """The training objective of :class:`murallab.diffusion.DiffusionRestorer`, averaged over its scales:
+
+    - ``"hole"``: ‖y - ŷ‖² over the hole pixels, y = ε, x_0 or v (the model's ``prediction``): the pixels a sampler
+      keeps. (On known pixels the model sees the answer in its condition; their easy error would dominate a mean
+      over the whole image.)
+    - ``"valid"``: the same error over the known pixels (0 by default);
+    - ``"cycle"``: DiffuMural's cycle consistency, ‖m ⊙ (clip(x̂_0) - x_0)‖² over the known pixels: the one-step
+      restoration, degraded as the input was, must give the input back.
+
+    Call ``loss(output, image, mask)`` with the model's output (a list of per-scale dicts with ``pred``, ``target``,
+    ``mask``, ``x0_hat``, ``x0``; ``image`` and ``mask`` are not used: each scale's own are in it).
+    """
+
+    TERMS = ("hole", "valid", "cycle")
+
+    def __init__(self, hole: float = 1.0, valid: float = 0.0, cycle: float = 0.0):
+        super().__init__(dict(hole=hole, valid=valid, cycle=cycle))
+
+    def forward(self, output, image=None, mask=None):
+        if not (isinstance(output, (list, tuple)) and output and isinstance(output[0], dict)):
+            raise TypeError("DiffusionLoss takes a DiffusionRestorer's output: a list of per-scale dicts")
+
+        def mean(term):
+            return sum(term(o) for o in output) / len(output)
+
+        return self._combine({
+            "hole": lambda: mean(lambda o: _masked_mean((o["pred"] - o["target"]) ** 2, 1 - o["mask"])),
+            "valid": lambda: mean(lambda o: _masked_mean((o["pred"] - o["target"]) ** 2, o["mask"])),
+            "cycle": lambda: mean(lambda o: _masked_mean((o["x0_hat"].clamp(-1, 1) - o["x0"]) ** 2, o["mask"])),
+        }, output[0]["pred"])

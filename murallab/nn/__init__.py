@@ -5,6 +5,8 @@
 - ``UNet``: the same shape with plain convolutions and the mask as a 4th channel (the baseline).
 - ``FFCUNet``: a U-Net refining push-pull with fast Fourier convolutions (LaMa's image-wide view) at 1/8 size.
 - ``DualDecoderUNet``: blind restoration, one encoder and two decoders (image, damage probability) (seed 002).
+- ``DiffusionRestorer`` (``murallab.diffusion``): a mask-conditioned diffusion model, or DiffuMural-lite across
+  scales, trained by the same trainer and restoring through ``model.sample``.
 """
 
 from .dual_decoder_unet import DualDecoderUNet
@@ -13,8 +15,11 @@ from .partial_conv import PartialConv2d
 from .pconv_unet import PConvUNet
 from .unet import UNet
 
+from ..diffusion.restorer import DiffusionRestorer  # isort: skip (after the networks: murallab.diffusion needs them)
+
 MODELS = {"PConvUNet": PConvUNet, "UNet": UNet, "FFCUNet": FFCUNet,  # model(image, mask)
-          "DualDecoderUNet": DualDecoderUNet}                           # model(image) -> (image, damage)
+          "DualDecoderUNet": DualDecoderUNet,                           # model(image) -> (image, damage)
+          "DiffusionRestorer": DiffusionRestorer}                       # model.sample(image, mask)
 
 
 def build_model(name: str, **kwargs):

@@ -5,7 +5,8 @@ import torch
 
 from murallab.data import PALETTE, make_murals, paint_damage, random_walk_masks
 from murallab.diffusion import (CallCounter, NoiseSchedule, TimeUNet, damage_contour, downsample_mask, kmeans,
-                                kmeans_damage_mask, multiscale_sample, scale_condition, train_multiscale)
+                                kmeans_damage_mask, multiscale_sample, scale_condition, timesteps, train_multiscale,
+                                upsample)
 
 
 def square_hole(size=12, lo=4, hi=8):
@@ -47,6 +48,16 @@ def test_kmeans_damage_mask_finds_plaster_coloured_damage():
     est = kmeans_damage_mask(paint_damage(image, mask, seed=0))
     assert est.shape == mask.shape
     assert (est == mask).float().mean() > 0.98
+
+
+def test_kmeans_does_not_flag_a_plaster_ground_wholesale():
+    """A patch that is mostly bare plaster ground with a little paint: the plaster cluster covers far more than
+    max_damage, so it is the ground, not damage, and nothing is flagged; with a higher limit it is all flagged."""
+    image = torch.tensor(PALETTE["plaster"]).view(1, 3, 1, 1).expand(1, 3, 32, 32).clone()
+    image[..., 12:20, 12:20] = torch.tensor(PALETTE["azurite"]).view(1, 3, 1, 1)  # 6 % paint
+    assert torch.equal(kmeans_damage_mask(image), torch.ones(1, 1, 32, 32))
+    flagged = 1 - kmeans_damage_mask(image, max_damage=1.0).mean()
+    assert abs(flagged - (1 - 64 / 1024)) < 1e-6
 
 
 def test_scale_condition_channels():
@@ -99,3 +110,43 @@ def test_multiscale_checkpoints_open_with_load_model(tmp_path):
         assert isinstance(loaded, TimeUNet) and loaded.cond_channels == 8
         assert ckpt["config"]["condition"] == f"scale_condition(coarse={None if size == 8 else 8})"
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_timesteps_from_a_start_step():
+    assert timesteps(1000, 5, start=400) == [400, 300, 200, 100, 0]
+    assert timesteps(10) == list(range(9, -1, -1)) and timesteps(10, start=3) == [3, 2, 1, 0]
+    with pytest.raises(ValueError, match="start"):
+        timesteps(10, 2, start=10)
+    with pytest.raises(ValueError, match="steps"):
+        timesteps(10, 5, start=3)
+
+
+def test_refine_from_starts_the_fine_scale_from_the_noised_coarse_result():
+    """With refine_from, the fine scale's DDIM runs from step refine_from·(T-1) and its first input is the coarse
+    result upsampled and noised to that step: at refine_from = 0 (noise of std sqrt(1 - ᾱ_0), about 0.03 here) a
+    model that predicts x0 = its input returns nearly the upsampled coarse result in the holes; from pure noise
+    it does not."""
+    sched = NoiseSchedule.cosine(50)
+    seen = []
+
+    class Echo(torch.nn.Module):  # an x0-model whose estimate is x_t itself, recording the steps it is called at
+        prediction = "x0"
+
+        def forward(self, x, t, cond):
+            seen.append(int(t[0]))
+            return x
+
+    known = make_murals(2, 16, seed=1)
+    mask = random_walk_masks(2, 16, hole_ratio=(0.2, 0.4), seed=1)
+    models = [CallCounter(TimeUNet(cond_channels=8, base=8, mults=(1, 2)).eval()), Echo()]
+    out, scales = multiscale_sample(models, sched, known, mask, sizes=(8, 16), steps=4, refine_from=0.5,
+                                    return_scales=True)
+    assert seen == timesteps(50, 4, start=round(0.5 * 49))
+    seen.clear()
+    out, scales = multiscale_sample(models, sched, known, mask, sizes=(8, 16), steps=1, refine_from=0.0,
+                                    return_scales=True)
+    assert seen == [0]
+    up, hole = upsample(scales[0], 16).clamp(0, 1), mask.expand_as(out) == 0
+    assert (out[hole] - up[hole]).abs().mean() < 0.05
+    plain = multiscale_sample(models, sched, known, mask, sizes=(8, 16), steps=1)
+    assert (plain[hole] - up[hole]).abs().mean() > 0.2

@@ -1,0 +1,511 @@
+"""DiffusionRestorer (forward for the trainer, sample for restoration), DiffusionLoss, and the restorer through the
+trainer, ``murallab.restore`` and ``murallab restore``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from murallab import cli
+from murallab.data import random_walk_mask, random_walk_masks
+from murallab.diffusion import SAMPLERS, DiffusionRestorer
+from murallab.losses import DiffusionLoss
+
+KEYS = {"pred", "target", "mask", "x0_hat", "x0"}
+TINY = dict(base=8, mults=(1, 2))
+
+
+def _model(scales, seed=0, **kw) -> DiffusionRestorer:
+    torch.manual_seed(seed)
+    return DiffusionRestorer(scales=scales, **{**TINY, **kw}).eval()
+
+
+@pytest.fixture(scope="module")
+def one_scale():
+    return _model([16])
+
+
+@pytest.fixture(scope="module")
+def two_scales():
+    return _model([8, 16])
+
+
+def _batch(b=2, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(b, 3, size, size, generator=g) * 0.9 + 0.05
+    mask = random_walk_masks(b, size, hole_ratio=(0.2, 0.4), seed=seed)
+    return image, mask
+
+
+def _known(out, ref, mask):
+    """The mask == 1 pixels of ``out`` and ``ref`` (all channels)."""
+    keep = mask.expand_as(ref) == 1
+    return out[keep], ref[keep]
+
+
+def _coarse_mask(mask, size):
+    """1 where every fine pixel below a coarse one is known (computed with a reshape, not a pooling)."""
+    b, _, h, w = mask.shape
+    f = h // size
+    return mask.reshape(b, 1, size, f, size, f).amin(dim=(3, 5))
+
+
+# --- forward ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scales", [[16], [8, 16]])
+def test_eval_forward_is_repeatable_and_has_one_dict_per_scale(scales):
+    model = _model(scales, cond_drop=0.0)
+    image, mask = _batch(b=3)
+    with torch.no_grad():
+        first, second = model(image, mask), model(image, mask)
+    assert isinstance(first, list) and len(first) == len(scales)
+    for a, b, s in zip(first, second, scales):
+        assert set(a) == KEYS
+        for k in KEYS:
+            assert a[k].shape == ((3, 1, s, s) if k == "mask" else (3, 3, s, s)), (s, k)
+            assert torch.equal(a[k], b[k]), (s, k)  # the same computation twice, from the same fixed noise
+        # x0: the image at this scale (area average) in [-1, 1]
+        pooled = image.reshape(3, 3, s, 16 // s, s, 16 // s).mean(dim=(3, 5))
+        assert torch.allclose(a["x0"], pooled * 2 - 1, atol=1e-6)
+        assert torch.equal(a["mask"], _coarse_mask(mask, s))
+        # an x0-model (the default): the target is x0 itself and the one-step estimate is the prediction
+        assert torch.equal(a["target"], a["x0"]) and torch.equal(a["x0_hat"], a["pred"])
+    assert torch.equal(first[-1]["mask"], mask)
+
+
+def test_train_forward_draws_new_steps_and_noise():
+    model = _model([16], cond_drop=0.0).train()
+    image, mask = _batch()
+    torch.manual_seed(1)
+    a = model(image, mask)[0]["pred"]
+    b = model(image, mask)[0]["pred"]
+    torch.manual_seed(1)
+    c = model(image, mask)[0]["pred"]
+    assert not torch.equal(a, b) and torch.equal(a, c)  # from the global RNG, which the trainer seeds and saves
+
+
+class Recorder(nn.Module):
+    """Wraps a scale's network and keeps what it was called with."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.prediction, self.calls = net, net.prediction, []
+
+    def forward(self, x_t, t, cond=None):
+        self.calls.append((x_t, t, cond))
+        return self.net(x_t, t, cond)
+
+
+def _recording(model):
+    model.nets = nn.ModuleList(Recorder(net) for net in model.nets)
+    return model
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_forward_noises_the_image_and_targets_the_prediction(prediction):
+    """What the network saw (x_t, t) against the returned target, x0 and one-step estimate, with ᾱ_t computed here
+    from the betas; only well-conditioned relations (no division by sqrt(ᾱ) or sqrt(1 - ᾱ))."""
+    model = _recording(_model([8, 16], prediction=prediction, cond_drop=0.0))
+    image, mask = _batch(b=4, seed=1)
+    with torch.no_grad():
+        output = model(image, mask)
+    for rec, o in zip(model.nets, output):
+        x_t, t, _ = rec.calls[-1]
+        a = torch.tensor([float(torch.prod(1 - model.schedule.betas[: ti + 1])) for ti in t.tolist()]
+                         ).view(-1, 1, 1, 1).float()
+        assert t.shape == (4,) and bool(((t >= 0) & (t < model.schedule.num_steps)).all())
+        if prediction == "eps":  # the target is the noise: x_t = sqrt(a) x0 + sqrt(1 - a) ε
+            assert torch.allclose(x_t, a.sqrt() * o["x0"] + (1 - a).sqrt() * o["target"], atol=1e-5)
+            assert 0.85 < o["target"].std().item() < 1.15
+            assert torch.allclose(o["x0_hat"] * a.sqrt() + (1 - a).sqrt() * o["pred"], x_t, atol=1e-5)
+        elif prediction == "v":  # x0 = sqrt(a) x_t - sqrt(1 - a) v
+            assert torch.allclose(o["x0"], a.sqrt() * x_t - (1 - a).sqrt() * o["target"], atol=1e-5)
+            assert torch.allclose(o["x0_hat"], a.sqrt() * x_t - (1 - a).sqrt() * o["pred"], atol=1e-5)
+        else:
+            assert torch.equal(o["target"], o["x0"]) and torch.equal(o["x0_hat"], o["pred"])
+        assert not torch.allclose(x_t, o["x0"], atol=1e-3)  # it was noised
+
+
+@pytest.mark.parametrize("scales", [[16], [8, 16]])
+def test_the_condition_holds_no_hole_pixel(scales):
+    """Changing what the holes hold changes no condition channel, except (teacher forcing, by design) the true
+    coarser image of a finer scale. One scale: the condition is [masked image in [-1, 1]; mask]."""
+    image, mask = _batch(b=3, seed=2)
+    other = torch.where(mask == 1, image, torch.rand_like(image))
+    conds = []
+    for img in (image, other):
+        model = _recording(_model(scales, cond_drop=0.0))
+        with torch.no_grad():
+            model(img, mask)
+        conds.append([rec.calls[-1][2] for rec in model.nets])
+    for i, (c, d) in enumerate(zip(*conds)):
+        if len(scales) == 1:
+            assert c.shape == (3, 4, 16, 16)
+            assert torch.equal(c, d)
+            assert torch.equal(c[:, 3:], mask)
+            assert torch.allclose(c[:, :3], (image * 2 - 1) * mask, atol=1e-6)
+        else:
+            assert c.shape == (3, 8, scales[i], scales[i])
+            assert torch.equal(c[:, 3:], d[:, 3:]), i
+            if i == 0:
+                assert torch.equal(c[:, :3], torch.zeros_like(c[:, :3]))  # no coarser result at the coarsest
+            else:
+                assert not torch.equal(c[:, :3], d[:, :3])  # the true coarse image, holes included
+
+
+def test_forward_rejects_a_patch_of_another_size(one_scale):
+    image, mask = _batch(size=32)
+    with pytest.raises(ValueError, match="patch_size to 16"):
+        one_scale(image, mask)
+
+
+@pytest.mark.parametrize("cond_drop,low,high", [(0.5, 0.4, 0.6), (0.0, 0.0, 0.0)])
+def test_cond_drop_hides_the_mask_of_a_fraction_of_samples(cond_drop, low, high):
+    model = _model([16], cond_drop=cond_drop).train()
+    n = 400
+    image, mask = torch.rand(n, 3, 16, 16), torch.ones(n, 1, 16, 16)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        m = model(image, mask)[0]["mask"]
+    dropped = (m == 0).flatten(1).all(1)
+    kept = (m == 1).flatten(1).all(1)
+    assert bool((dropped | kept).all())  # a sample's mask is hidden entirely or kept entirely
+    assert low <= dropped.float().mean().item() <= high, dropped.float().mean().item()
+
+
+@pytest.mark.parametrize("scales,sampler", [([16], "ddim"), ([16], "ddpm"), ([8, 16], "multiscale")])
+def test_an_untrained_refining_model_restores_as_push_pull(scales, sampler):
+    """refine=True: the condition carries the push-pull fill and the network's correction starts at zero, so every
+    sampler's x̂_0 is the fill at every step and the result is push-pull's (up to the schedule's arithmetic)."""
+    from murallab.classical import push_pull
+
+    model = _model(scales, refine=True)
+    image, mask = _batch(2, 16, seed=3)
+    out = model.sample(image * mask, mask, sampler=sampler, steps=4, seed=0)
+    assert torch.allclose(out, push_pull(image * mask, mask), atol=1e-4)
+    assert model.condition(image, torch.zeros_like(mask)).abs().sum() == 0  # nothing known: all zeros
+
+
+def test_refine_needs_x0_prediction():
+    with pytest.raises(ValueError, match="prediction='x0'"):
+        DiffusionRestorer(scales=[16], refine=True, prediction="eps", **TINY)
+
+
+def test_constructor_rejects_bad_arguments():
+    for kw, words in ((dict(scales=[15]), "multiple of 2"), (dict(scales=[16, 8]), "increasing"),
+                      (dict(scales=[8, 12]), "increasing"), (dict(cond_drop=1.0), "cond_drop"),
+                      (dict(schedule="quadratic"), "cosine"), (dict(prediction="noise"), "prediction")):
+        with pytest.raises(ValueError, match=words):
+            DiffusionRestorer(**{**dict(scales=[16]), **TINY, **kw})
+
+
+# --- DiffusionLoss ---------------------------------------------------------------------------------------------
+
+def _by_hand(output, term):
+    """The mean squared error of one term over its pixels and channels, per scale (boolean selection), then averaged
+    over the scales."""
+    values = []
+    for o in output:
+        if term == "cycle":
+            diff, where = o["x0_hat"].clamp(-1, 1) - o["x0"], o["mask"] == 1
+        else:
+            diff, where = o["pred"] - o["target"], (o["mask"] == 0) if term == "hole" else (o["mask"] == 1)
+        sel = diff[where.expand_as(diff)]
+        values.append((sel ** 2).mean() if sel.numel() else torch.zeros(()))
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("scales", [[16], [8, 16]])
+def test_diffusion_loss_terms_by_hand(scales):
+    model = _model(scales, prediction="v", cond_drop=0.5)
+    image, mask = _batch(b=8, seed=2)
+    model.train()
+    torch.manual_seed(0)
+    output = model(image, mask)
+    dropped = (output[-1]["mask"] == 0).flatten(1).all(1)
+    assert 0 < int(dropped.sum()) < 8  # both kinds of sample: a hidden mask makes the whole sample a hole
+    total, terms = DiffusionLoss()(output, image, mask)
+    assert set(terms) == {"hole", "valid", "cycle"}
+    hole = _by_hand(output, "hole")
+    assert torch.allclose(terms["hole"], hole, rtol=1e-5, atol=1e-7)
+    assert torch.allclose(total, hole, rtol=1e-5, atol=1e-7)
+    assert terms["valid"].item() == 0 and terms["cycle"].item() == 0  # weighted 0 by default
+    total.backward()  # the loss reaches the networks
+    assert all(p.grad is not None for p in model.nets[-1].out.parameters())
+
+    weights = {"hole": 0.5, "valid": 2.0, "cycle": 3.0}
+    total, terms = DiffusionLoss(**weights)(output)
+    for name, w in weights.items():
+        want = w * _by_hand(output, name)
+        assert torch.allclose(terms[name], want, rtol=1e-5, atol=1e-7), name
+    assert torch.allclose(total, sum(terms.values()), rtol=1e-6)
+    assert terms["cycle"] > 0 and terms["valid"] > 0
+
+
+def test_diffusion_loss_with_no_hole_is_zero_not_nan():
+    model = _model([16], cond_drop=0.0)
+    image = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        output = model(image, torch.ones(2, 1, 16, 16))
+    total, terms = DiffusionLoss(hole=1, valid=1)(output)
+    assert terms["hole"].item() == 0 and math.isfinite(total.item())
+    assert torch.allclose(terms["valid"], _by_hand(output, "valid"), rtol=1e-5)
+
+
+def test_diffusion_loss_rejects_other_outputs():
+    image, mask = _batch()
+    loss = DiffusionLoss()
+    for wrong in (image, [], (image, mask), [image]):
+        with pytest.raises(TypeError, match="DiffusionRestorer"):
+            loss(wrong, image, mask)
+
+
+# --- sample ----------------------------------------------------------------------------------------------------
+
+SAMPLE_ARGS = {"ddim": dict(steps=3), "ddpm": dict(steps=3), "multiscale": dict(steps=3),
+               "repaint": dict(steps=4, jump_length=2, jump_n_sample=2)}
+
+
+def _model_for(sampler, one_scale, two_scales):
+    return two_scales if sampler == "multiscale" else one_scale
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sample_keeps_known_pixels_and_repeats_with_a_seed(sampler, one_scale, two_scales):
+    model = _model_for(sampler, one_scale, two_scales)
+    image, mask = _batch(seed=3)
+    out = model.sample(image, mask, sampler=sampler, seed=7, **SAMPLE_ARGS[sampler])
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert torch.equal(*_known(out, image, mask))
+    assert out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, image)  # the holes were filled by the sampler
+    again = model.sample(image, mask, sampler=sampler, seed=7, **SAMPLE_ARGS[sampler])
+    assert torch.equal(out, again)
+
+
+def test_ddpm_with_another_seed_differs(one_scale):
+    image, mask = _batch(seed=4)
+    a = one_scale.sample(image, mask, sampler="ddpm", steps=3, seed=0)
+    b = one_scale.sample(image, mask, sampler="ddpm", steps=3, seed=1)
+    holes = mask.expand_as(a) == 0
+    assert (a[holes] - b[holes]).abs().max() > 1e-3
+    assert torch.equal(a[~holes], b[~holes])
+
+
+def test_sample_does_not_read_hole_pixels(one_scale):
+    """What the hole pixels of the input hold does not change the result (the condition never holds one)."""
+    image, mask = _batch(seed=5)
+    other = torch.where(mask == 1, image, torch.rand_like(image))
+    for sampler in ("ddim", "repaint"):
+        a = one_scale.sample(image, mask, sampler=sampler, **SAMPLE_ARGS[sampler])
+        b = one_scale.sample(other, mask, sampler=sampler, **SAMPLE_ARGS[sampler])
+        assert torch.allclose(a, b, atol=1e-6), sampler
+
+
+def test_sampler_and_model_must_match(one_scale, two_scales):
+    image, mask = _batch()
+    with pytest.raises(ValueError, match="multi-scale model"):
+        one_scale.sample(image, mask, sampler="multiscale", steps=2)
+    for sampler in ("ddim", "ddpm", "repaint"):
+        with pytest.raises(ValueError, match="one-scale model"):
+            two_scales.sample(image, mask, sampler=sampler, steps=2)
+    with pytest.raises(ValueError, match="ddim, ddpm, repaint, multiscale"):
+        one_scale.sample(image, mask, sampler="euler", steps=2)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "repaint"])
+def test_one_scale_sample_pads_to_its_stride(sampler):
+    model = _model([16], mults=(1, 2, 2))  # stride 4
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 18, 22, generator=g)
+    mask = torch.stack([random_walk_mask(18, 22, hole_ratio=(0.2, 0.4), seed=s) for s in range(2)])
+    out = model.sample(image, mask, sampler=sampler, **SAMPLE_ARGS[sampler])
+    assert out.shape == (2, 3, 18, 22)
+    assert torch.equal(*_known(out, image, mask))
+    assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, image)
+
+
+def test_multiscale_sample_pads_a_smaller_image_and_rejects_a_larger_one(two_scales):
+    image, mask = _batch(size=12, seed=6)
+    out = two_scales.sample(image, mask, sampler="multiscale", steps=2)
+    assert out.shape == (2, 3, 12, 12)
+    assert torch.equal(*_known(out, image, mask))
+    assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, image)
+    big, big_mask = _batch(size=20)
+    with pytest.raises(ValueError, match="16x16"):
+        two_scales.sample(big, big_mask, sampler="multiscale", steps=2)
+
+
+# --- through the trainer ---------------------------------------------------------------------------------------
+
+CONFIG = """\
+model: {name: DiffusionRestorer, scales: [16], base: 8, mults: [1, 2]}
+loss: {name: DiffusionLoss}
+data: {patch_size: 16, patches_per_image: 4, n_murals: 6}
+train: {batch_size: 8, monitor: psnr_hole, progress_bar: false, log_every: 1}
+phases:
+  - {name: train, lr: 1.0e-3, epochs: 1}
+"""
+
+
+def test_train_with_the_trainer_and_reload(tmp_path):
+    from murallab.train import build_run, load_config, load_model
+    from murallab.train.trainer import fit
+
+    path = tmp_path / "tiny_diffusion.yaml"
+    path.write_text(CONFIG)
+    cfg = load_config(path)
+    run = build_run(cfg)
+    assert isinstance(run["model"], DiffusionRestorer) and isinstance(run["loss"], DiffusionLoss)
+    result = fit(run["model"], run["loss"], run["train_set"], run["val_set"], run["phases"], run["train"],
+                 tmp_path / "run", config={k: cfg[k] for k in ("name", "model", "loss", "data")})
+    assert result["epochs"] == 1 and result["steps"] >= 2 and result["monitor"] == "psnr_hole"
+    assert math.isfinite(result["best"])
+    model, ckpt = load_model(result["best_checkpoint"])
+    assert isinstance(model, DiffusionRestorer) and model.scales == [16] and not model.training
+    want = run["model"].state_dict()
+    got = model.state_dict()
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k], want[k].cpu()) for k in want)  # copied weights
+    losses = [v for _, v in result["history"]["train/loss"]]
+    assert len(losses) == result["steps"]
+    assert all(v is not None and math.isfinite(v) for v in losses), losses
+    assert all(v is not None and math.isfinite(v) for _, v in result["history"]["val/psnr_hole"])
+
+
+# --- murallab.restore ------------------------------------------------------------------------------------------
+
+def test_restore_tiles_a_larger_image_with_the_model_size(one_scale):
+    from murallab.restore import default_tiling, restore
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 40, 40, generator=g)
+    mask = random_walk_mask(40, 40, hole_ratio=(0.2, 0.3), seed=1)
+    seen = []
+    sample = one_scale.sample
+
+    def recording(img, m, **kw):
+        seen.append((tuple(img.shape[-2:]), kw))
+        return sample(img, m, **kw)
+
+    one_scale.sample = recording
+    try:
+        out = restore(one_scale, image, mask, sampling={"sampler": "ddim", "steps": 3})
+        again = restore(one_scale, image, mask, sampling={"sampler": "ddim", "steps": 3})
+    finally:
+        del one_scale.sample
+    assert default_tiling(one_scale) == (16, 4)
+    assert seen and all(shape == (16, 16) for shape, _ in seen)
+    assert all(kw == {"sampler": "ddim", "steps": 3} for _, kw in seen)
+    assert out.shape == image.shape
+    assert torch.equal(*_known(out, image, mask))
+    assert out.min() >= 0 and out.max() <= 1 and not torch.equal(out, image)
+    assert torch.equal(out, again)
+
+
+def test_restore_with_a_multiscale_model_uses_its_own_default_sampler(two_scales):
+    from murallab.restore import restore
+
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    mask = random_walk_mask(16, 16, hole_ratio=(0.2, 0.3), seed=0)
+    out = restore(two_scales, image, mask, sampling={"steps": 2})
+    assert torch.equal(*_known(out, image, mask))
+
+
+def test_restore_sampling_is_for_diffusion_models_only():
+    from murallab.nn import UNet
+    from murallab.restore import default_tiling, restore
+
+    unet = UNet(layers=2, base=4).eval()
+    image, mask = torch.rand(3, 32, 32), random_walk_mask(32, 32, hole_ratio=(0.2, 0.3), seed=0)
+    with pytest.raises(TypeError, match="sampling"):
+        restore(unet, image, mask, sampling={"sampler": "ddim", "steps": 3})
+    assert default_tiling(unet) == (256, 32)
+    assert default_tiling(unet, tile=64) == (64, 32)
+
+
+# --- murallab restore ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def files(tmp_path, one_scale):
+    from murallab.nn import UNet
+    from murallab.train.checkpoint import save_checkpoint
+
+    h, w = 20, 28
+    rgb = np.random.default_rng(0).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "wall.png")
+    holes = random_walk_mask(h, w, hole_ratio=(0.2, 0.3), seed=2)[0].numpy() == 0
+    Image.fromarray((~holes).astype(np.uint8) * 255).save(tmp_path / "mask.png")  # white = known
+    save_checkpoint(tmp_path / "diffusion.pt", model=one_scale.state_dict(),
+                    config={"model": {"name": "DiffusionRestorer", "scales": [16], **TINY}}, progress={})
+    unet = UNet(layers=2, base=4)
+    save_checkpoint(tmp_path / "unet.pt", model=unet.state_dict(),
+                    config={"model": {"name": "UNet", "layers": 2, "base": 4}}, progress={})
+    return {"dir": tmp_path, "rgb": rgb, "holes": holes}
+
+
+def _restore_argv(d, checkpoint, *extra):
+    return ["restore", str(d / "wall.png"), "--mask", str(d / "mask.png"), "--mask-hole-value", "0",
+            "--checkpoint", str(d / checkpoint), "-o", str(d / "out.png"), "--device", "cpu", *extra]
+
+
+def test_cli_restore_with_a_diffusion_checkpoint(files, capsys):
+    d = files["dir"]
+    rc = cli.main(_restore_argv(d, "diffusion.pt", "--sampler", "ddim", "--steps", "3"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    restored = np.asarray(Image.open(d / "out.png").convert("RGB")).astype(int)
+    assert restored.shape == files["rgb"].shape
+    known = ~files["holes"]
+    assert np.abs(restored[known] - files["rgb"][known].astype(int)).max() <= 1  # 8-bit round trip
+    assert not np.array_equal(restored[~known], files["rgb"][~known])
+    assert "ddim 3 steps" in captured.out
+
+
+@pytest.mark.parametrize("checkpoint,extra,words", [
+    ("diffusion.pt", ["--sampler", "multiscale", "--steps", "3"], ["multi-scale", "[16]"]),
+    ("diffusion.pt", ["--steps", "0"], ["--steps", "between 1"]),
+    ("unet.pt", ["--steps", "3"], ["--steps", "diffusion checkpoint", "UNet"]),
+])
+def test_cli_restore_sampling_errors_are_one_line(files, checkpoint, extra, words, capsys):
+    d = files["dir"]
+    rc = cli.main(_restore_argv(d, checkpoint, *extra))
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("murallab restore: error:") and err.count("\n") == 1, err
+    assert all(w in err for w in words), err
+    assert not (d / "out.png").exists()
+
+
+def test_samples_is_the_mean_of_single_samples_with_consecutive_seeds(one_scale):
+    image, mask = _batch(2, 16, seed=4)
+    known = image * mask
+    single = [one_scale.sample(known, mask, sampler="ddpm", steps=3, seed=s) for s in (7, 8, 9)]
+    mean = one_scale.sample(known, mask, sampler="ddpm", steps=3, seed=7, samples=3)
+    assert torch.allclose(mean, torch.stack(single).mean(0), atol=1e-6)
+    assert torch.equal(mean[mask.expand_as(mean) == 1], known[mask.expand_as(mean) == 1])
+    with pytest.raises(ValueError, match="int seed"):
+        one_scale.sample(known, mask, seed=torch.Generator(), samples=2)
+
+
+def test_paste_known_noises_the_known_image_to_step_t():
+    """Known pixels of x_t become q_sample(known, t, z) with z from the generator; holes are untouched; at t = -1
+    (ᾱ = 1) the clean known pixels themselves."""
+    from murallab.diffusion import NoiseSchedule, paste_known, to_diffusion
+
+    sched = NoiseSchedule.cosine(100)
+    image, mask = _batch(2, 16, seed=5)
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    out = paste_known(sched, x, image, mask, 40, torch.Generator().manual_seed(2))
+    z = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    a = sched.alphas_cumprod[40].item()
+    want = a ** 0.5 * to_diffusion(image) + (1 - a) ** 0.5 * z
+    keep = mask.expand_as(x) == 1
+    assert torch.allclose(out[keep], want[keep], atol=1e-5) and torch.equal(out[~keep], x[~keep])
+    clean = paste_known(sched, x, image, mask, -1, torch.Generator().manual_seed(2))
+    assert torch.allclose(clean[keep], to_diffusion(image)[keep], atol=1e-6)
