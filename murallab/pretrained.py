@@ -5,6 +5,7 @@ own ``murallab train`` on procedural murals and a pool of real mural photographs
 
     from murallab.pretrained import WEIGHTS, load_pretrained
     model = load_pretrained("restorer")          # an FFCUNet in eval mode: model(masked, mask)
+    diffusion = load_pretrained("diffusion-64")  # a DiffusionRestorer: diffusion.sample(known, mask, sampler="ddim")
     WEIGHTS["restorer"].meta["scores"]           # what it scored, and on what
     WEIGHTS["restorer"].command                  # how it was made
 
@@ -52,6 +53,15 @@ class Weights:
         return WEIGHTS_DIR / self.file
 
 
+def _diffusion(name: str, config: str, task: str, meta: dict) -> Weights:
+    """A shipped diffusion model: both were trained the same way, on the same data, one CPU thread each."""
+    return Weights(name=name, file=f"{name}.pt", task=task,
+                   data=f"64 px patches (zoom 0.25-1) of {POOL} and of 200 procedural murals, together",
+                   command=f"murallab train --config configs/{config}.yaml --data ../shared/murals_pool/train --out "
+                           f"RUN && murallab export RUN/best.pt murallab/weights/{name}.pt",
+                   meta={"hardware": "1 CPU thread of a 2-core machine", **meta})
+
+
 WEIGHTS: dict[str, Weights] = {w.name: w for w in (
     Weights(
         name="restorer",
@@ -91,6 +101,29 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
                   "bodhisattva_iou": 0.000,
               }},
     ),
+    _diffusion(
+        "diffusion-64", "diffusion_64",
+        task="diffusion inpainting with a known mask at 64 px: DiffusionRestorer(scales [64], base 32, refine), a "
+             "TimeUNet conditioned on the push-pull-filled masked image and the mask that predicts a correction of "
+             "x0; model.sample(known, mask, sampler='ddim'|'ddpm'|'repaint') (RePaint with the condition hidden: "
+             "20 % of its training samples hid it, so it is also an unconditional model)",
+        meta={"steps": 2466, "train_minutes": 52, "scores": {
+            # python bench/diffusion.py: 84 64 px patches of the pool's 42 held-out murals, random-walk holes of
+            # 10-40 %; (hole PSNR dB, hole SSIM) per sampler (model calls), and OpenCV Telea
+            "pool_heldout_64px_hole": {"DDIM-50": (19.85, 0.642), "mean of 10 DDIM-5": (21.83, 0.703),
+                                       "one step": (21.96, 0.705), "DDPM-50": (19.60, 0.635),
+                                       "RePaint 50/5/5 (230 calls)": (18.17, 0.583),
+                                       "DDIM-50, condition hidden": (11.51, 0.250), "telea": (22.04, 0.711)}}}),
+    _diffusion(
+        "diffumural-64", "diffumural_64",
+        task="DiffuMural-lite at 64 px: DiffusionRestorer(scales [32, 64], base 32, refine), two TimeUNets restoring "
+             "coarse to fine, each conditioned on the push-pull-filled masked image, the mask, the damage contour "
+             "and the coarser result, trained with the cycle-consistency term; model.sample(known, mask) (sampler "
+             "'multiscale', DDIM at each scale)",
+        meta={"steps": 2192, "train_minutes": 54, "scores": {
+            # as diffusion-64's: DDIM at each scale, 50 calls in all
+            "pool_heldout_64px_hole": {"multi-scale 25+25": (17.07, 0.481), "mean of 5 multi-scale 5+5": (19.18, 0.553),
+                                       "telea": (22.04, 0.711)}}}),
 )}
 
 
