@@ -25,8 +25,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..data.masks import composite
-from .samplers import _finish, _randn, _start, ddpm_step, predict_eps, to_diffusion
+from .samplers import _finish, _randn, _start, ddpm_step, paste_known, predict_eps
 from .schedule import NoiseSchedule
 
 
@@ -78,7 +77,7 @@ def repaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
     """
     plan = repaint_plan(steps or schedule.num_steps, jump_length, jump_n_sample, schedule.num_steps)
     x, g = _start(schedule, None, known, mask, None, seed)
-    x0, m = to_diffusion(known), mask.to(known.dtype)
+    m = mask.to(known.dtype)
 
     def below(t):  # the state a model call at t lands on (-1: the clean image)
         return max(t - plan.stride, -1)
@@ -88,8 +87,7 @@ def repaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
         if t < t_last:  # reverse step x_t -> x_{t'}: holes from the model, known pixels re-noised from x0
             eps = predict_eps(model, schedule, x, t, cond)
             unknown = ddpm_step(schedule, eps, t, below(t), x, _randn(x.shape, g, x.device), clip)
-            known_t = schedule.q_sample(x0, below(t), _randn(x.shape, g, x.device))
-            x = composite(known_t, m, unknown)
+            x = paste_known(schedule, unknown, known, m, below(t), g)
         else:  # resampling jump x_{below(t_last)} -> x_{below(t)}: q between two noise levels, ᾱ ratio
             ratio = schedule.alpha_bar(below(t), x) / schedule.alpha_bar(below(t_last), x)
             x = ratio.sqrt() * x + (1 - ratio).sqrt() * _randn(x.shape, g, x.device)
