@@ -71,6 +71,9 @@ class DiffusionRestorer(nn.Module):
         cond_drop: the fraction of training samples whose condition is hidden (their mask set to zeros).
         refine: condition on the push-pull fill instead of zeros in the holes, and predict a correction to it
             (needs ``prediction="x0"``).
+        coarse_noise: in training, the teacher-forced coarse condition of each finer scale gets Gaussian noise of a
+            standard deviation drawn in [0, coarse_noise] per sample (Ho et al.'s conditioning augmentation), so
+            the finer network does not learn to copy it: at sampling it is a coarse *sample*, with errors.
     Shapes: ``forward(image (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = known)`` with S = ``scales[-1]``.
     """
 
@@ -78,7 +81,7 @@ class DiffusionRestorer(nn.Module):
 
     def __init__(self, scales=(64,), base: int = 32, mults=(1, 2, 2), attention: bool = True,
                  prediction: str = "x0", schedule: str = "cosine", num_steps: int = 1000, cond_drop: float = 0.1,
-                 refine: bool = False):
+                 refine: bool = False, coarse_noise: float = 0.0):
         super().__init__()
         scales = [int(s) for s in scales]
         _check_prediction(prediction)
@@ -99,7 +102,7 @@ class DiffusionRestorer(nn.Module):
         cond_channels = 4 if len(scales) == 1 else 8
         nets = [TimeUNet(cond_channels=cond_channels, base=base, mults=mults, attention=attention,
                          prediction=prediction) for _ in scales]
-        self.refine = refine
+        self.refine, self.coarse_noise = refine, coarse_noise
         self._fill = slice(0, 3) if len(scales) == 1 else slice(3, 6)  # the masked image's channels in the condition
         self.nets = nn.ModuleList(FillCorrection(n, self._fill) if refine else n for n in nets)
 
@@ -148,7 +151,11 @@ class DiffusionRestorer(nn.Module):
         out = []
         for i, (net, size) in enumerate(zip(self.nets, self.scales)):
             img, m = downsample(image, size), downsample_mask(mask, size)
-            cond = self.condition(img, m, downsample(image, self.scales[i - 1]) if i else None)
+            coarse = downsample(image, self.scales[i - 1]) if i else None
+            if coarse is not None and self.training and self.coarse_noise:
+                sigma = torch.rand(b, 1, 1, 1, device=image.device) * self.coarse_noise
+                coarse = (coarse + sigma * torch.randn_like(coarse)).clamp(0, 1)
+            cond = self.condition(img, m, coarse)
             x0 = to_diffusion(img)
             t = torch.randint(0, self.schedule.num_steps, (b,), generator=g, device=image.device)
             noise = torch.randn(x0.shape, generator=g, device=image.device, dtype=x0.dtype)

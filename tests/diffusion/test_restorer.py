@@ -509,3 +509,22 @@ def test_paste_known_noises_the_known_image_to_step_t():
     assert torch.allclose(out[keep], want[keep], atol=1e-5) and torch.equal(out[~keep], x[~keep])
     clean = paste_known(sched, x, image, mask, -1, torch.Generator().manual_seed(2))
     assert torch.allclose(clean[keep], to_diffusion(image)[keep], atol=1e-6)
+
+
+def test_coarse_noise_corrupts_the_teacher_forced_condition_in_training_only():
+    """Conditioning augmentation: with coarse_noise the finer scale's coarse channels (0:3 of its condition) are the
+    downsampled image plus noise in training, and exactly the downsampled image in evaluation."""
+    from murallab.diffusion import downsample, to_diffusion, upsample
+
+    model = _model([8, 16], coarse_noise=0.5)
+    seen = []
+    model.nets[1].register_forward_hook(lambda mod, args, out: seen.append(args[2][:, :3].clone()))
+    image, mask = _batch(64, 16, seed=6)
+    clean = to_diffusion(upsample(downsample(image, 8), 16))
+    model.eval()(image, mask)
+    assert torch.allclose(seen[-1], clean, atol=1e-6)
+    torch.manual_seed(0)
+    model.train()(image, mask)
+    spread = (seen[-1] - clean).flatten(1).std(1)  # per sample: sigma ~ U(0, 0.5) in [0, 1], x2 in [-1, 1]
+    assert 0.2 < spread.mean() < 0.8 and spread.max() > 0.5
+    model.eval()
