@@ -39,7 +39,7 @@ from murallab import metrics  # noqa: E402
 from murallab._atomic import write_text  # noqa: E402
 from murallab.classical import push_pull, telea  # noqa: E402
 from murallab.data import MuralPatchDataset, composite, load_image, load_mask, paint_damage  # noqa: E402
-from murallab.diffusion import CallCounter, ddim_sample, kmeans_damage_mask, repaint_plan  # noqa: E402
+from murallab.diffusion import ddim_sample, kmeans_damage_mask, repaint_plan  # noqa: E402
 from murallab.train import load_model  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
@@ -54,17 +54,14 @@ def mean_colour_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def run(name, model, fn, known, mask, dev):
     """``fn(model)`` timed, with its model calls counted; returns ``(name, calls, seconds, restored)``."""
-    counted = [CallCounter(n) for n in model.nets]
-    model.nets = torch.nn.ModuleList(counted)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    restored = fn(model, known.to(dev), mask.to(dev)).cpu()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    model.nets = torch.nn.ModuleList(c.model for c in counted)
-    return name, sum(c.calls for c in counted), seconds, restored
+    with model.counting_calls() as calls:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        restored = fn(model, known.to(dev), mask.to(dev)).cpu()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return name, calls(), time.perf_counter() - t0, restored
 
 
 def main():

@@ -28,6 +28,8 @@ checkpoint (as it does for dropout), so a resumed run continues the same way.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,7 +38,7 @@ from ..classical import push_pull
 from ..data.masks import check_mask, composite
 from .multiscale import downsample, downsample_mask, multiscale_sample, scale_condition
 from .repaint import repaint
-from .samplers import ddim_sample, ddpm_sample, from_diffusion, mask_condition, to_diffusion
+from .samplers import CallCounter, ddim_sample, ddpm_sample, from_diffusion, mask_condition, to_diffusion
 from .schedule import NoiseSchedule, _check_prediction
 from .unet import TimeUNet
 
@@ -166,6 +168,18 @@ class DiffusionRestorer(nn.Module):
         return out
 
     # -- restoration ------------------------------------------------------------------------------------------------
+    @contextmanager
+    def counting_calls(self):
+        """``with model.counting_calls() as calls: model.sample(...)``; then ``calls()`` is the number of network
+        evaluations, over all scales (for cost tables)."""
+        nets = self.nets
+        counters = [CallCounter(n) for n in nets]
+        self.nets = nn.ModuleList(counters)
+        try:
+            yield lambda: sum(c.calls for c in counters)
+        finally:
+            self.nets = nets
+
     @torch.no_grad()
     def sample(self, known: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None, steps: int = 50,
                eta: float = 0.0, seed=0, jump_length: int = 10, jump_n_sample: int = 10,

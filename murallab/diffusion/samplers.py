@@ -177,7 +177,8 @@ def ddim_sample(model, schedule: NoiseSchedule, shape=None, *, known=None, mask=
                 eta: float = 0.0, seed=0, device=None, clip: bool = True, x_T=None,
                 start: int | None = None, paste: bool = False) -> torch.Tensor:
     """DDIM sampling in ``steps`` model calls (any number up to T), stochasticity ``eta`` (0 = deterministic
-    given the starting noise ``x_T``, drawn from ``seed`` unless given).
+    given the starting noise ``x_T``, drawn from ``seed`` unless given; with ``paste`` the pasted noise comes from
+    ``seed`` too).
 
     ``start`` (default T-1): begin at that step instead of pure noise; ``x_T`` is then the state x_start, e.g. a
     guess noised with ``schedule.q_sample(guess, start, noise)`` (SDEdit: only the detail below that noise level is

@@ -158,7 +158,7 @@ class NoiseSchedule:
         _check_prediction(prediction)
         a = self.alpha_bar(t, x_t)
         if prediction == "eps":
-            return output, (x_t - (1 - a).sqrt() * output) / a.sqrt()
+            return output, self.predict_x0(x_t, t, output)
         if prediction == "x0":
             return (x_t - a.sqrt() * output) / (1 - a).sqrt(), output
         return (1 - a).sqrt() * x_t + a.sqrt() * output, a.sqrt() * x_t - (1 - a).sqrt() * output

@@ -528,3 +528,12 @@ def test_coarse_noise_corrupts_the_teacher_forced_condition_in_training_only():
     spread = (seen[-1] - clean).flatten(1).std(1)  # per sample: sigma ~ U(0, 0.5) in [0, 1], x2 in [-1, 1]
     assert 0.2 < spread.mean() < 0.8 and spread.max() > 0.5
     model.eval()
+
+
+def test_counting_calls_counts_every_scale_and_restores_the_networks(two_scales):
+    image, mask = _batch(2, 16, seed=8)
+    nets = list(two_scales.nets)
+    with two_scales.counting_calls() as calls:
+        two_scales.sample(image * mask, mask, steps=3)
+        assert calls() == 6  # 3 DDIM calls per scale
+    assert list(two_scales.nets) == nets
