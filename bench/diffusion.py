@@ -10,10 +10,12 @@
 2. Restores them with the one-scale model (``--checkpoint``): DDIM-50, DDIM-25, the mean of 10 DDIM-5 samples (50
    calls), one step (x̂_0 from pure noise: a regression), strided DDPM-50, RePaint (``--repaint``
    steps/jump/resamplings, the condition hidden: the model as an unconditional one), and DDIM-50 with the condition
-   hidden (the probe: what the condition is worth); with the multi-scale model (``--multiscale``), DiffuMural-lite at
-   25 DDIM calls per scale (50 in all, as DDIM-50), the same with the fine scale started from the coarse result at
-   t = T/2, and the mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the mean colour of the
-   known pixels, and the damage left in place (painted plaster).
+   hidden (the probe: what the condition is worth), and, for a model that refines a restorer's fill
+   (``refine="pretrained:restorer"``), that restorer alone; with the multi-scale model (``--multiscale``),
+   DiffuMural-lite at 25 DDIM calls per scale (50 in all, as DDIM-50), the same with the fine scale started from
+   the coarse result at t = T/2, with 1 coarse call (a regression to the coarse mean) and 49 fine ones, and the
+   mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the
+   mean colour of the known pixels, and the damage left in place (painted plaster).
 3. Blind localisation, DiffuMural's K-means (``kmeans_damage_mask``): IoU with the painted damage of the held-out
    patches, and with the hand-labelled real flaking of ``--murals``/bodhisattva_damaged.png.
 4. Prints model calls, seconds (this machine, all patches at once) and hole PSNR / SSIM / full PSNR per method, and
@@ -54,7 +56,7 @@ def mean_colour_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def run(name, model, fn, known, mask, dev):
     """``fn(model)`` timed, with its model calls counted; returns ``(name, calls, seconds, restored)``."""
-    with model.counting_calls() as calls:
+    with model.counting_calls() as calls, torch.no_grad():
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -111,14 +113,19 @@ def main():
             run(f"RePaint {steps}/{jump}/{resample}", model,
                 sampler("repaint", steps, jump_length=jump, jump_n_sample=resample), known, mask, dev),
             run("DDIM-50, condition hidden", model, hidden, known, mask, dev)]
+    if model.fill_net is not None:  # the one-pass restorer the diffusion refines (one call of another network)
+        label, _, seconds, restored = run("restorer (its fill)", model, lambda m, k, mk: composite(
+            k, mk, m.fill_net(k * mk, mk).clamp(0, 1)), known, mask, dev)
+        rows.append((label, 1, seconds, restored))
     if args.multiscale:
         ms = load_model(args.multiscale, dev)[0].eval()
         if ms.size != size:
             raise SystemExit(f"--multiscale restores {ms.size} px patches, --checkpoint {size} px: give a pair")
         rows.append(run("multi-scale DDIM 25+25", ms, sampler("multiscale", 25), known, mask, dev))
-        rows.append(run("multi-scale 25+25, fine from t=T/2", ms, sampler("multiscale", 25, refine_from=0.5), known,
+        rows.append(run("multi-scale 25+25 from T/2", ms, sampler("multiscale", 25, refine_from=0.5), known,
                         mask, dev))
-        rows.append(run("mean of 5 multi-scale 5+5", ms, sampler("multiscale", 5, samples=5), known, mask, dev))
+        rows.append(run("multi-scale 1+49", ms, sampler("multiscale", [1, 49]), known, mask, dev))
+        rows.append(run("mean of 5 m-s 5+5", ms, sampler("multiscale", 5, samples=5), known, mask, dev))
     for label, fn in (("Telea", lambda: telea(known, mask)), ("push-pull", lambda: push_pull(known, mask)),
                       ("mean colour", lambda: mean_colour_fill(known, mask)),
                       ("damage left", lambda: paint_damage(image, mask, seed=args.seed))):

@@ -103,27 +103,29 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
     ),
     _diffusion(
         "diffusion-64", "diffusion_64",
-        task="diffusion inpainting with a known mask at 64 px: DiffusionRestorer(scales [64], base 32, refine), a "
-             "TimeUNet conditioned on the push-pull-filled masked image and the mask that predicts a correction of "
-             "x0; model.sample(known, mask, sampler='ddim'|'ddpm'|'repaint') (RePaint with the condition hidden: "
-             "20 % of its training samples hid it, so it is also an unconditional model)",
-        meta={"steps": 2466, "train_minutes": 52, "scores": {
+        task="diffusion inpainting with a known mask at 64 px: DiffusionRestorer(scales [64], base 32, refine "
+             "'pretrained:restorer'), a TimeUNet conditioned on the masked image, its holes filled by the shipped "
+             "restorer (frozen, saved inside this file), and the mask, that predicts a correction of x0; "
+             "model.sample(known, mask, sampler='ddim'|'ddpm'|'repaint') (RePaint with the condition hidden: 20 % "
+             "of its training samples hid it, so it is also an unconditional model)",
+        meta={"steps": 2740, "train_minutes": 52, "scores": {
             # python bench/diffusion.py: 84 64 px patches of the pool's 42 held-out murals, random-walk holes of
-            # 10-40 %; (hole PSNR dB, hole SSIM) per sampler (model calls), and OpenCV Telea
-            "pool_heldout_64px_hole": {"DDIM-50": (19.85, 0.642), "mean of 10 DDIM-5": (21.83, 0.703),
-                                       "one step": (21.96, 0.705), "DDPM-50": (19.60, 0.635),
-                                       "RePaint 50/5/5 (230 calls)": (18.17, 0.583),
-                                       "DDIM-50, condition hidden": (11.51, 0.250), "telea": (22.04, 0.711)}}}),
+            # 10-40 %; (hole PSNR dB, hole SSIM) per sampler (model calls), the restorer it refines, OpenCV Telea
+            "pool_heldout_64px_hole": {"DDIM-50": (21.70, 0.730), "mean of 10 DDIM-5": (23.77, 0.778),
+                                       "one step": (23.84, 0.777), "DDPM-50": (21.31, 0.721),
+                                       "RePaint 50/5/5 (230 calls)": (17.84, 0.578),
+                                       "DDIM-50, condition hidden": (11.12, 0.234),
+                                       "restorer (its fill)": (24.03, 0.786), "telea": (22.04, 0.711)}}}),
     _diffusion(
         "diffumural-64", "diffumural_64",
-        task="DiffuMural-lite at 64 px: DiffusionRestorer(scales [32, 64], base 32, refine), two TimeUNets restoring "
-             "coarse to fine, each conditioned on the push-pull-filled masked image, the mask, the damage contour "
-             "and the coarser result, trained with the cycle-consistency term; model.sample(known, mask) (sampler "
-             "'multiscale', DDIM at each scale)",
-        meta={"steps": 2192, "train_minutes": 54, "scores": {
+        task="DiffuMural-lite at 64 px: DiffusionRestorer(scales [32, 64], base 32, refine 'pretrained:restorer', "
+             "coarse_noise 0.3), two TimeUNets restoring coarse to fine, each conditioned on the restorer-filled "
+             "masked image, the mask, the damage contour and the coarser result, trained with the cycle-consistency "
+             "term; model.sample(known, mask) (sampler 'multiscale', DDIM at each scale)",
+        meta={"steps": 1918, "train_minutes": 52, "scores": {
             # as diffusion-64's: DDIM at each scale, 50 calls in all
-            "pool_heldout_64px_hole": {"multi-scale 25+25": (17.07, 0.481), "mean of 5 multi-scale 5+5": (19.18, 0.553),
-                                       "telea": (22.04, 0.711)}}}),
+            "pool_heldout_64px_hole": {"multi-scale 25+25": (19.59, 0.637), "multi-scale 1+49": (20.99, 0.673),
+                                       "mean of 5 multi-scale 5+5": (21.76, 0.713), "telea": (22.04, 0.711)}}}),
 )}
 
 

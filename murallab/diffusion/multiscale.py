@@ -150,14 +150,16 @@ def train_multiscale(models, schedule: NoiseSchedule, images: torch.Tensor, mask
 
 @torch.no_grad()
 def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Tensor | None, sizes, *,
-                      sampler: str = "ddim", steps: int = 20, eta: float = 0.0, seed=0,
+                      sampler: str = "ddim", steps: int | list[int] = 20, eta: float = 0.0, seed=0,
                       refine_from: float | None = None, condition=scale_condition, paste: bool = False,
                       return_scales: bool = False):
     """Restore ``known`` coarse to fine: each scale is sampled conditioned on the previous scale's result, its
     mask and the damage contour, and composited with the known pixels at that scale.
 
     ``mask=None`` is the blind case: the mask is estimated with :func:`kmeans_damage_mask`. ``sampler`` is
-    "ddim" (``steps`` calls per scale, ``eta``) or "ddpm" (``steps`` strided ancestral calls per scale).
+    "ddim" (``steps`` calls per scale, ``eta``) or "ddpm" (``steps`` strided ancestral calls per scale); ``steps``
+    may also be a list, one count per scale, coarsest first (``[1, 49]``: the coarse layout in one call, a
+    regression to its mean, and the detail sampled at the finest scale).
     ``refine_from`` (DDIM only, a fraction of T such as 0.5): every scale after the first starts from the coarser
     result, upsampled and noised to that step, instead of from pure noise, so its calls refine detail (SDEdit).
     ``condition(known, mask, coarse)`` builds each scale's condition (default :func:`scale_condition`); ``paste``
@@ -167,12 +169,15 @@ def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask
     """
     if known.shape[-1] != sizes[-1] or known.shape[-2] != sizes[-1]:
         raise ValueError(f"known must be square at the finest size {sizes[-1]}, got {tuple(known.shape)}")
+    per_scale = [steps] * len(sizes) if isinstance(steps, int) else [int(n) for n in steps]
+    if len(per_scale) != len(sizes) or min(per_scale) < 1:
+        raise ValueError(f"steps must be an int or one count >= 1 per scale ({len(sizes)}), got {steps}")
     mask = kmeans_damage_mask(known) if mask is None else check_mask(mask, known, max_hole_ratio=1.0)
     coarse, results = None, []
-    for i, (model, size) in enumerate(zip(models, sizes)):
+    for i, (model, size, n) in enumerate(zip(models, sizes, per_scale)):
         k, m = downsample(known, size), downsample_mask(mask.to(known.dtype), size)
         cond = condition(k, m, coarse)
-        kw = dict(known=k, mask=m, cond=cond, steps=steps, seed=seed + i if isinstance(seed, int) else seed,
+        kw = dict(known=k, mask=m, cond=cond, steps=n, seed=seed + i if isinstance(seed, int) else seed,
                   paste=paste)
         if sampler == "ddim" and refine_from is not None and coarse is not None:
             start = round(refine_from * (schedule.num_steps - 1))

@@ -7,6 +7,8 @@ configs/diffusion_64.yaml``, ``murallab restore --checkpoint pretrained:diffusio
   pixels (``murallab.classical.push_pull``), and each network predicts a *correction* to it,
   x̂_0 = fill + net(x_t, t, cond), its last layer starting at zero: the untrained model restores as push-pull, and
   training only has to add what a smooth fill misses (as ``UNet(refine=True)`` does; BENCHMARKS.md measures it).
+  With ``refine="pretrained:restorer"`` the fill is a trained one-pass restorer's instead (frozen): that network
+  already predicts roughly the posterior *mean*, and the diffusion learns to draw a *sample* around it.
 - **Training** (``model.train()``): ``forward(image, mask)`` draws a step t and noise ε, noises the image and
   returns, per scale, what :class:`murallab.losses.DiffusionLoss` needs (the prediction, its target, the mask, the
   one-step estimate x̂_0 and the true x_0). The condition never holds a hole pixel: one scale is conditioned on
@@ -61,6 +63,17 @@ class FillCorrection(nn.Module):
         return cond[:, self.fill] + self.net(x_t, t, cond)
 
 
+def _fill_network(spec: str) -> nn.Module:
+    """The frozen restorer of ``refine="pretrained:restorer"`` (or a checkpoint path): a mask-guided network."""
+    from ..train.checkpoint import load_model  # (murallab.train imports murallab.nn, which imports this module)
+
+    net = load_model(spec)[0]
+    if getattr(net, "blind", False) or hasattr(net, "sample"):
+        raise ValueError(f"refine={spec!r} must be a mask-guided restorer (a UNet, PConvUNet or FFCUNet checkpoint), "
+                         f"got a {type(net).__name__}")
+    return net.eval()
+
+
 class DiffusionRestorer(nn.Module):
     """A mask-conditioned diffusion restorer at one scale, or DiffuMural-lite across several.
 
@@ -71,8 +84,12 @@ class DiffusionRestorer(nn.Module):
         prediction: what the networks predict, "x0" (default), "eps" or "v" (``schedule.py``).
         schedule, num_steps: the noise schedule, "cosine" or "linear", with T steps.
         cond_drop: the fraction of training samples whose condition is hidden (their mask set to zeros).
-        refine: condition on the push-pull fill instead of zeros in the holes, and predict a correction to it
-            (needs ``prediction="x0"``).
+        refine: condition on a fill instead of zeros in the holes, and predict a correction to it (needs
+            ``prediction="x0"``): ``True`` for the push-pull fill, or a checkpoint of a mask-guided restorer
+            (``"pretrained:restorer"``, a path) whose fill is used instead. That network is frozen (run without
+            gradients, BatchNorm in eval mode) and its weights are saved with this model's, so the checkpoint stands
+            alone; the diffusion then only learns what a one-pass restorer cannot: a *sample* with texture, not the
+            mean (the "predict and refine" of Whang et al., CVPR 2022).
         coarse_noise: in training, the teacher-forced coarse condition of each finer scale gets Gaussian noise of a
             standard deviation drawn in [0, coarse_noise] per sample (Ho et al.'s conditioning augmentation), so
             the finer network does not learn to copy it: at sampling it is a coarse *sample*, with errors.
@@ -83,7 +100,7 @@ class DiffusionRestorer(nn.Module):
 
     def __init__(self, scales=(64,), base: int = 32, mults=(1, 2, 2), attention: bool = True,
                  prediction: str = "x0", schedule: str = "cosine", num_steps: int = 1000, cond_drop: float = 0.1,
-                 refine: bool = False, coarse_noise: float = 0.0):
+                 refine: bool | str = False, coarse_noise: float = 0.0):
         super().__init__()
         scales = [int(s) for s in scales]
         _check_prediction(prediction)
@@ -107,13 +124,27 @@ class DiffusionRestorer(nn.Module):
         self.refine, self.coarse_noise = refine, coarse_noise
         self._fill = slice(0, 3) if len(scales) == 1 else slice(3, 6)  # the masked image's channels in the condition
         self.nets = nn.ModuleList(FillCorrection(n, self._fill) if refine else n for n in nets)
+        self.fill_net = _fill_network(refine) if isinstance(refine, str) else None
+
+    def train(self, mode: bool = True) -> DiffusionRestorer:
+        """As ``nn.Module.train``, but a frozen ``fill_net`` stays in eval mode (its BatchNorm statistics fixed)."""
+        super().train(mode)
+        if self.fill_net is not None:
+            self.fill_net.eval()
+        return self
 
     def condition(self, known: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor | None = None) -> torch.Tensor:
         """One scale's condition: ``mask_condition`` (one scale) or ``scale_condition`` (several; ``coarse`` is the
-        coarser result in [0, 1]); with ``refine`` the holes of its masked image hold the push-pull fill. An all-zero
-        mask (nothing known) gives all zeros either way."""
+        coarser result in [0, 1]); with ``refine`` the holes of its masked image hold the fill (push-pull, or the
+        frozen ``fill_net``'s). A sample with an all-zero mask (nothing known) gets all zeros either way."""
         cond = mask_condition(known, mask) if len(self.scales) == 1 else scale_condition(known, mask, coarse)
-        if self.refine:
+        if self.fill_net is not None:
+            mask = mask.to(known.dtype)
+            with torch.no_grad():
+                fill = composite(known, mask, self.fill_net(known * mask, mask).float().clamp(0, 1))
+            anything_known = mask.flatten(1).amax(1).view(-1, 1, 1, 1)
+            cond[:, self._fill] = to_diffusion(fill) * anything_known
+        elif self.refine:
             cond[:, self._fill] = push_pull(cond[:, self._fill], mask)
         return cond
 
@@ -181,7 +212,7 @@ class DiffusionRestorer(nn.Module):
             self.nets = nets
 
     @torch.no_grad()
-    def sample(self, known: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None, steps: int = 50,
+    def sample(self, known: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None, steps: int | list = 50,
                eta: float = 0.0, seed=0, jump_length: int = 10, jump_n_sample: int = 10,
                refine_from: float | None = None, samples: int = 1) -> torch.Tensor:
         """Restore ``known`` ``(B, 3, H, W)`` in [0, 1] where ``mask`` (1 = known) is 0.
@@ -189,7 +220,8 @@ class DiffusionRestorer(nn.Module):
         sampler: "ddim" (``steps`` calls, ``eta``), "ddpm" (``steps`` strided ancestral calls), "repaint"
             (the network with its condition hidden, as an unconditional model: ``steps`` inference steps with
             ``jump_length`` and ``jump_n_sample``; ``repaint_plan`` counts the calls) for a one-scale model; and
-            "multiscale" (DDIM with ``steps`` calls per scale, coarse to fine) for a model of two or more scales.
+            "multiscale" (DDIM with ``steps`` calls per scale, or a list of one count per scale, coarse to fine) for
+            a model of two or more scales.
             Default: "ddim" for one scale, "multiscale" for more. ``refine_from``: see ``multiscale_sample``.
             DDIM and DDPM paste the known pixels, noised to each step, into x_t (``paste_known``).
         samples: the mean of this many samples (seeds ``seed``, ``seed + 1``, ...; ``samples`` times the calls).

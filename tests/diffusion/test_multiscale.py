@@ -83,6 +83,18 @@ def test_multiscale_sample_keeps_known_pixels_and_costs_steps_per_scale():
         multiscale_sample(models, sched, known, mask, sizes=(8, 32))
 
 
+def test_multiscale_sample_takes_a_step_count_per_scale():
+    sched = NoiseSchedule.cosine(50)
+    models = [CallCounter(TimeUNet(cond_channels=8, base=8, mults=(1, 2)).eval()) for _ in range(2)]
+    known = make_murals(2, 16, seed=1)
+    mask = random_walk_masks(2, 16, hole_ratio=(0.2, 0.4), seed=1)
+    multiscale_sample(models, sched, known, mask, sizes=(8, 16), steps=[1, 7])
+    assert [m.calls for m in models] == [1, 7]
+    for bad in ([3], [0, 4], [2, 2, 2]):
+        with pytest.raises(ValueError, match="one count >= 1 per scale"):
+            multiscale_sample(models, sched, known, mask, sizes=(8, 16), steps=bad)
+
+
 def test_train_multiscale_trains_one_model_per_scale(tmp_path):
     sched = NoiseSchedule.cosine(50)
     models = [TimeUNet(cond_channels=8, base=8, mults=(1, 2)) for _ in range(2)]

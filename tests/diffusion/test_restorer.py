@@ -191,6 +191,57 @@ def test_an_untrained_refining_model_restores_as_push_pull(scales, sampler):
     assert model.condition(image, torch.zeros_like(mask)).abs().sum() == 0  # nothing known: all zeros
 
 
+@pytest.mark.parametrize("scales,sampler", [([16], "ddim"), ([16, 32], "multiscale")])  # (the FFCUNet needs 16 px)
+def test_an_untrained_model_refining_a_restorer_restores_as_that_restorer(scales, sampler):
+    """refine="pretrained:restorer": the condition's holes hold that network's fill, so the untrained diffusion
+    model (zero correction) returns the restorer's own composite, run here directly."""
+    from murallab.classical import push_pull
+    from murallab.pretrained import load_pretrained
+
+    model = _model(scales, refine="pretrained:restorer")
+    image, mask = _batch(2, scales[-1], seed=3)
+    out = model.sample(image * mask, mask, sampler=sampler, steps=3, seed=0)
+    restorer = load_pretrained("restorer")
+    with torch.no_grad():
+        want = mask * image + (1 - mask) * restorer(image * mask, mask).clamp(0, 1)
+    assert torch.allclose(out, want, atol=1e-4)
+    assert (out - push_pull(image * mask, mask)).abs().max() > 1e-2  # the restorer's fill, not push-pull's
+    assert model.condition(image, torch.zeros_like(mask)).abs().sum() == 0  # nothing known: all zeros
+
+
+def test_the_refined_restorer_stays_frozen_in_training(tmp_path):
+    """Trained through the trainer, the fill network gets no gradient, keeps its weights and BatchNorm statistics
+    (it stays in eval mode), and is saved with the model, so the checkpoint reloads without it."""
+    from murallab.train import build_run, load_config, load_model
+    from murallab.train.trainer import fit
+
+    path = tmp_path / "refine_restorer.yaml"
+    path.write_text(CONFIG.replace("mults: [1, 2]}", "mults: [1, 2], refine: 'pretrained:restorer'}"))
+    cfg = load_config(path)
+    run = build_run(cfg)
+    model = run["model"]
+    before = {k: v.clone() for k, v in model.fill_net.state_dict().items()}
+    model.train()
+    assert model.training and not model.fill_net.training
+    result = fit(model, run["loss"], run["train_set"], run["val_set"], run["phases"], run["train"],
+                 tmp_path / "run", config={k: cfg[k] for k in ("name", "model", "loss", "data")})
+    assert result["steps"] >= 2
+    after = model.fill_net.state_dict()
+    assert all(torch.equal(before[k], after[k].cpu()) for k in before), "the frozen restorer changed"
+    assert all(p.grad is None for p in model.fill_net.parameters())
+    reloaded, _ = load_model(result["best_checkpoint"])
+    assert any(k.startswith("fill_net.") for k in reloaded.state_dict())
+    image, mask = _batch(2, 16, seed=4)
+    model.eval()
+    assert torch.allclose(reloaded.sample(image * mask, mask, steps=3), model.sample(image * mask, mask, steps=3),
+                          atol=1e-5)
+
+
+def test_refine_with_a_blind_model_is_rejected():
+    with pytest.raises(ValueError, match="mask-guided restorer"):
+        DiffusionRestorer(scales=[16], refine="pretrained:detector", **TINY)
+
+
 def test_refine_needs_x0_prediction():
     with pytest.raises(ValueError, match="prediction='x0'"):
         DiffusionRestorer(scales=[16], refine=True, prediction="eps", **TINY)
