@@ -14,8 +14,8 @@
    (``refine="pretrained:restorer"``), that restorer alone; with the multi-scale model (``--multiscale``),
    DiffuMural-lite at 25 DDIM calls per scale (50 in all, as DDIM-50), the same with the fine scale started from
    the coarse result at t = T/2, with 1 coarse call (a regression to the coarse mean) and 49 fine ones, and the
-   mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the
-   mean colour of the known pixels, and the damage left in place (painted plaster).
+   mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the mean colour of the known pixels, and
+   the damage left in place (painted plaster).
 3. Blind localisation, DiffuMural's K-means (``kmeans_damage_mask``): IoU with the painted damage of the held-out
    patches, and with the hand-labelled real flaking of ``--murals``/bodhisattva_damaged.png.
 4. Prints model calls, seconds (this machine, all patches at once) and hole PSNR / SSIM / full PSNR per method, and

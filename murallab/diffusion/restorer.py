@@ -87,8 +87,9 @@ class DiffusionRestorer(nn.Module):
         refine: condition on a fill instead of zeros in the holes, and predict a correction to it (needs
             ``prediction="x0"``): ``True`` for the push-pull fill, or a checkpoint of a mask-guided restorer
             (``"pretrained:restorer"``, a path) whose fill is used instead. That network is frozen (run without
-            gradients, BatchNorm in eval mode) and its weights are saved with this model's, so the checkpoint stands
-            alone; the diffusion then only learns what a one-pass restorer cannot: a *sample* with texture, not the
+            gradients, BatchNorm in eval mode) and its weights are saved with this model's (the spec is read again
+            whenever the model is rebuilt, so it must exist there too, as ``pretrained:`` weights always do); the
+            diffusion then only learns what a one-pass restorer cannot: a *sample* with texture, not the
             mean (the "predict and refine" of Whang et al., CVPR 2022).
         coarse_noise: in training, the teacher-forced coarse condition of each finer scale gets Gaussian noise of a
             standard deviation drawn in [0, coarse_noise] per sample (Ho et al.'s conditioning augmentation), so
