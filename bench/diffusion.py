@@ -114,8 +114,8 @@ def main():
                 sampler("repaint", steps, jump_length=jump, jump_n_sample=resample), known, mask, dev),
             run("DDIM-50, condition hidden", model, hidden, known, mask, dev)]
     if model.fill_net is not None:  # the one-pass restorer the diffusion refines (one call of another network)
-        label, _, seconds, restored = run("restorer (its fill)", model, lambda m, k, mk: composite(
-            k, mk, m.fill_net(k * mk, mk).clamp(0, 1)), known, mask, dev)
+        label, _, seconds, restored = run("restorer (its fill)", model, lambda m, k, mk: m.fill(k, mk), known,
+                                          mask, dev)
         rows.append((label, 1, seconds, restored))
     if args.multiscale:
         ms = load_model(args.multiscale, dev)[0].eval()

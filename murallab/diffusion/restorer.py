@@ -140,14 +140,20 @@ class DiffusionRestorer(nn.Module):
         frozen ``fill_net``'s). A sample with an all-zero mask (nothing known) gets all zeros either way."""
         cond = mask_condition(known, mask) if len(self.scales) == 1 else scale_condition(known, mask, coarse)
         if self.fill_net is not None:
-            mask = mask.to(known.dtype)
-            with torch.no_grad():
-                fill = composite(known, mask, self.fill_net(known * mask, mask).float().clamp(0, 1))
-            anything_known = mask.flatten(1).amax(1).view(-1, 1, 1, 1)
-            cond[:, self._fill] = to_diffusion(fill) * anything_known
+            anything_known = mask.to(known.dtype).flatten(1).amax(1).view(-1, 1, 1, 1)
+            cond[:, self._fill] = to_diffusion(self.fill(known, mask)) * anything_known
         elif self.refine:
             cond[:, self._fill] = push_pull(cond[:, self._fill], mask)
         return cond
+
+    @torch.no_grad()
+    def fill(self, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The fill the networks correct, ``(B, 3, H, W)`` in [0, 1], known pixels exactly ``known``: the frozen
+        ``fill_net``'s restoration (``refine="pretrained:restorer"``) or push-pull's (``refine=True``)."""
+        mask = mask.to(known.dtype)
+        if self.fill_net is None:
+            return push_pull(known * mask, mask)
+        return composite(known, mask, self.fill_net(known * mask, mask).float().clamp(0, 1))
 
     # -- the trainer's calling convention (murallab.nn.blocks.EncoderDecoder) --------------------------------------
     def inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -188,6 +188,7 @@ def test_an_untrained_refining_model_restores_as_push_pull(scales, sampler):
     image, mask = _batch(2, 16, seed=3)
     out = model.sample(image * mask, mask, sampler=sampler, steps=4, seed=0)
     assert torch.allclose(out, push_pull(image * mask, mask), atol=1e-4)
+    assert torch.allclose(model.fill(image * mask, mask), push_pull(image * mask, mask), atol=1e-6)
     assert model.condition(image, torch.zeros_like(mask)).abs().sum() == 0  # nothing known: all zeros
 
 
@@ -205,6 +206,7 @@ def test_an_untrained_model_refining_a_restorer_restores_as_that_restorer(scales
     with torch.no_grad():
         want = mask * image + (1 - mask) * restorer(image * mask, mask).clamp(0, 1)
     assert torch.allclose(out, want, atol=1e-4)
+    assert torch.allclose(model.fill(image * mask, mask), want, atol=1e-6)
     assert (out - push_pull(image * mask, mask)).abs().max() > 1e-2  # the restorer's fill, not push-pull's
     assert model.condition(image, torch.zeros_like(mask)).abs().sum() == 0  # nothing known: all zeros
 
