@@ -123,7 +123,8 @@ def _restore_args(sub) -> None:
                     help=f"damage probability threshold for --blind (default: the one chosen on validation data for "
                          f"pretrained:detector, {DAMAGE_THRESHOLD} for other checkpoints)")
     ap.add_argument("--sampler", choices=SAMPLERS,
-                    help="a diffusion checkpoint's sampler (default ddim; multiscale for a multi-scale model)")
+                    help="a diffusion checkpoint's sampler (default ddim; multiscale for a multi-scale model, "
+                         "repaint for an unconditional one)")
     ap.add_argument("--steps", type=int, help="a diffusion sampler's model calls (DDIM, DDPM; per scale for "
                                               "multiscale) or inference steps (RePaint); default 50")
     ap.add_argument("--seed", type=int, default=0, help="a diffusion sampler's seed (default 0)")
@@ -249,7 +250,7 @@ def _sampling(args, model) -> dict | None:
             raise UsageError(f"{' and '.join(given)} {verb} for a diffusion checkpoint; the {type(model).__name__} in "
                              f"{args.checkpoint} restores in one pass")
         return None
-    sampler = args.sampler or ("multiscale" if len(model.scales) > 1 else "ddim")  # sample()'s default
+    sampler = args.sampler or model.default_sampler
     steps = 50 if args.steps is None else args.steps
     limit = model.schedule.num_steps
     if not 1 <= steps <= limit:
@@ -258,6 +259,9 @@ def _sampling(args, model) -> dict | None:
         raise UsageError(f"--sampler {sampler} needs a " + ("multi-scale" if sampler == "multiscale" else "one-scale")
                          + f" diffusion model; {args.checkpoint} has scales {model.scales}"
                          + ("" if sampler == "multiscale" else ": use --sampler multiscale"))
+    if model.cond_drop == 1 and sampler != "repaint":
+        raise UsageError(f"{args.checkpoint} is an unconditional diffusion model: it restores only with --sampler "
+                         f"repaint, got --sampler {sampler}")
     return {"sampler": sampler, "steps": steps, "seed": args.seed}
 
 

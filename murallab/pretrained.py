@@ -107,25 +107,36 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
              "'pretrained:restorer'), a TimeUNet conditioned on the masked image, its holes filled by the shipped "
              "restorer (frozen, saved inside this file), and the mask, that predicts a correction of x0; "
              "model.sample(known, mask, sampler='ddim'|'ddpm'|'repaint') (RePaint with the condition hidden: 20 % "
-             "of its training samples hid it, so it is also an unconditional model)",
+             "of its training samples hid it, so it is also an unconditional model; unconditional-64 is one only)",
         meta={"steps": 2740, "train_minutes": 52, "scores": {
             # python bench/diffusion.py: 84 64 px patches of the pool's 42 held-out murals, random-walk holes of
             # 10-40 %; (hole PSNR dB, hole SSIM) per sampler (model calls), the restorer it refines, OpenCV Telea
             "pool_heldout_64px_hole": {"DDIM-50": (21.70, 0.730), "mean of 10 DDIM-5": (23.77, 0.778),
                                        "one step": (23.84, 0.777), "DDPM-50": (21.31, 0.721),
-                                       "RePaint 50/5/5 (230 calls)": (17.84, 0.578),
+                                       "RePaint 50/5/5, condition hidden (230 calls)": (17.84, 0.578),
                                        "DDIM-50, condition hidden": (11.12, 0.234),
                                        "restorer (its fill)": (24.03, 0.786), "telea": (22.04, 0.711)}}}),
     _diffusion(
+        "unconditional-64", "unconditional_64",
+        task="unconditional diffusion at 64 px for RePaint: DiffusionRestorer(scales [64], base 32, cond_drop 1), a "
+             "TimeUNet that predicts x0 and never sees a mask or a known pixel; model.sample(known, mask) (sampler "
+             "'repaint': the known pixels, noised to each step, pasted into x_t, with resampling jumps)",
+        meta={"steps": 2740, "train_minutes": 51, "scores": {
+            # as diffusion-64's
+            "pool_heldout_64px_hole": {"RePaint 50/5/5 (230 calls)": (17.66, 0.588), "telea": (22.04, 0.711)}}}),
+    _diffusion(
         "diffumural-64", "diffumural_64",
         task="DiffuMural-lite at 64 px: DiffusionRestorer(scales [32, 64], base 32, refine 'pretrained:restorer', "
-             "coarse_noise 0.3), two TimeUNets restoring coarse to fine, each conditioned on the restorer-filled "
-             "masked image, the mask, the damage contour and the coarser result, trained with the cycle-consistency "
-             "term; model.sample(known, mask) (sampler 'multiscale', DDIM at each scale)",
-        meta={"steps": 1918, "train_minutes": 52, "scores": {
-            # as diffusion-64's: DDIM at each scale, 50 calls in all
-            "pool_heldout_64px_hole": {"multi-scale 25+25": (19.59, 0.637), "multi-scale 1+49": (20.99, 0.673),
-                                       "mean of 5 multi-scale 5+5": (21.76, 0.713), "telea": (22.04, 0.711)}}}),
+             "coarse_steps 5), two TimeUNets restoring coarse to fine, each conditioned on the restorer-filled "
+             "masked image, the mask, the damage contour and the coarser result (in training the 32 px network's "
+             "own sample), trained with the cycle-consistency term; model.sample(known, mask) (sampler "
+             "'multiscale', DDIM at each scale)",
+        meta={"steps": 1644, "train_minutes": 51, "scores": {
+            # as diffusion-64's: DDIM at each scale, 50 calls in all (coarse + fine)
+            "pool_heldout_64px_hole": {"multi-scale 25+25": (20.89, 0.686), "multi-scale 49+1": (23.78, 0.775),
+                                       "multi-scale 45+5": (22.32, 0.722),
+                                       "multi-scale 5+45": (20.41, 0.676),
+                                       "mean of 5 multi-scale 5+5": (23.18, 0.757), "telea": (22.04, 0.711)}}}),
 )}
 
 

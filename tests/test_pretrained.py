@@ -171,3 +171,21 @@ def test_shipped_multiscale_pair_restores_coarse_to_fine():
     keep = masks.bool().expand_as(images)
     assert torch.equal(ours[keep], images[keep])
     assert metrics.psnr(ours, images, masks).item() > metrics.psnr(damaged, images, masks).item() + 3
+
+
+def test_shipped_unconditional_model_restores_with_repaint_only():
+    """RePaint with the shipped unconditional model keeps the known pixels and fills the holes better than the damage
+    left in place and the mean colour; it refuses the conditional samplers, having never seen a known pixel."""
+    model = pretrained.load_pretrained("unconditional-64")
+    assert model.cond_drop == 1 and model.default_sampler == "repaint"
+    images, masks = _patches64(seed=11)
+    damaged = paint_damage(images, masks, seed=11)
+    ours = model.sample(damaged, masks, steps=10, jump_length=5, jump_n_sample=2, seed=0)
+    keep = masks.bool().expand_as(images)
+    assert torch.equal(ours[keep], images[keep])
+    mean = (damaged * masks).sum((2, 3), keepdim=True) / masks.sum((2, 3), keepdim=True)
+    floor = max(metrics.psnr(damaged, images, masks).item(),
+                metrics.psnr(torch.where(keep, images, mean.expand_as(images)), images, masks).item())
+    assert metrics.psnr(ours, images, masks).item() > floor, floor
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(damaged, masks, sampler="ddim", steps=2)

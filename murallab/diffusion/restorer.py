@@ -83,7 +83,8 @@ class DiffusionRestorer(nn.Module):
         base, mults, attention: each scale's :class:`TimeUNet`.
         prediction: what the networks predict, "x0" (default), "eps" or "v" (``schedule.py``).
         schedule, num_steps: the noise schedule, "cosine" or "linear", with T steps.
-        cond_drop: the fraction of training samples whose condition is hidden (their mask set to zeros).
+        cond_drop: the fraction of training samples whose condition is hidden (their mask set to zeros); 1 makes
+            an *unconditional* model, which restores only with ``sampler="repaint"`` (the known pixels pasted).
         refine: condition on a fill instead of zeros in the holes, and predict a correction to it (needs
             ``prediction="x0"``): ``True`` for the push-pull fill, or a checkpoint of a mask-guided restorer
             (``"pretrained:restorer"``, a path) whose fill is used instead. That network is frozen (run without
@@ -94,6 +95,10 @@ class DiffusionRestorer(nn.Module):
         coarse_noise: in training, the teacher-forced coarse condition of each finer scale gets Gaussian noise of a
             standard deviation drawn in [0, coarse_noise] per sample (Ho et al.'s conditioning augmentation), so
             the finer network does not learn to copy it: at sampling it is a coarse *sample*, with errors.
+        coarse_steps: instead of the true coarse image (teacher forcing), condition each finer scale on the coarser
+            networks' own DDIM sample in 1 to ``coarse_steps`` calls (drawn per batch; no gradient; validation uses
+            ``coarse_steps``), so in training the finer network meets the errors it will meet at sampling and learns
+            how far to trust its coarse condition (exposure bias; 0 = teacher forcing).
     Shapes: ``forward(image (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = known)`` with S = ``scales[-1]``.
     """
 
@@ -101,7 +106,7 @@ class DiffusionRestorer(nn.Module):
 
     def __init__(self, scales=(64,), base: int = 32, mults=(1, 2, 2), attention: bool = True,
                  prediction: str = "x0", schedule: str = "cosine", num_steps: int = 1000, cond_drop: float = 0.1,
-                 refine: bool | str = False, coarse_noise: float = 0.0):
+                 refine: bool | str = False, coarse_noise: float = 0.0, coarse_steps: int = 0):
         super().__init__()
         scales = [int(s) for s in scales]
         _check_prediction(prediction)
@@ -110,8 +115,14 @@ class DiffusionRestorer(nn.Module):
                 any(b % a for a, b in zip(scales, scales[1:])):
             raise ValueError(f"scales must be increasing sizes, each a multiple of {factor} and of the one before, "
                              f"e.g. [64] or [32, 64]; got {scales}")
-        if not 0 <= cond_drop < 1:
-            raise ValueError(f"cond_drop must be in [0, 1), got {cond_drop}")
+        if not 0 <= cond_drop <= 1:
+            raise ValueError(f"cond_drop must be in [0, 1] (1: an unconditional model), got {cond_drop}")
+        if refine and cond_drop == 1:
+            raise ValueError("refine corrects a fill of the known pixels, which an unconditional model (cond_drop=1) "
+                             "never sees: set refine=False")
+        if coarse_steps < 0 or (coarse_steps and len(scales) == 1):
+            raise ValueError(f"coarse_steps samples the coarser scale of a multi-scale model: an int >= 0 with two or "
+                             f"more scales, got {coarse_steps} with scales {scales}")
         if refine and prediction != "x0":
             raise ValueError(f"refine=True corrects a fill of x0, so it needs prediction='x0', got {prediction!r}")
         if schedule not in ("cosine", "linear"):
@@ -122,7 +133,7 @@ class DiffusionRestorer(nn.Module):
         cond_channels = 4 if len(scales) == 1 else 8
         nets = [TimeUNet(cond_channels=cond_channels, base=base, mults=mults, attention=attention,
                          prediction=prediction) for _ in scales]
-        self.refine, self.coarse_noise = refine, coarse_noise
+        self.refine, self.coarse_noise, self.coarse_steps = refine, coarse_noise, int(coarse_steps)
         self._fill = slice(0, 3) if len(scales) == 1 else slice(3, 6)  # the masked image's channels in the condition
         self.nets = nn.ModuleList(FillCorrection(n, self._fill) if refine else n for n in nets)
         self.fill_net = _fill_network(refine) if isinstance(refine, str) else None
@@ -186,13 +197,17 @@ class DiffusionRestorer(nn.Module):
         g = None if self.training else torch.Generator(device=image.device).manual_seed(0)
         b = image.shape[0]
         mask = mask.to(image.dtype)
-        if self.training and self.cond_drop:  # validation scores the conditional model the samplers use
+        if self.cond_drop == 1:  # an unconditional model never sees the known pixels
+            mask = torch.zeros_like(mask)
+        elif self.training and self.cond_drop:  # validation scores the conditional model the samplers use
             mask = mask * (torch.rand(b, 1, 1, 1, device=image.device) >= self.cond_drop)
         out = []
         for i, (net, size) in enumerate(zip(self.nets, self.scales)):
             img, m = downsample(image, size), downsample_mask(mask, size)
             coarse = downsample(image, self.scales[i - 1]) if i else None
-            if coarse is not None and self.training and self.coarse_noise:
+            if coarse is not None and self.coarse_steps:
+                coarse = self._own_coarse(coarse, mask, i)
+            elif coarse is not None and self.training and self.coarse_noise:
                 sigma = torch.rand(b, 1, 1, 1, device=image.device) * self.coarse_noise
                 coarse = (coarse + sigma * torch.randn_like(coarse)).clamp(0, 1)
             cond = self.condition(img, m, coarse)
@@ -204,6 +219,19 @@ class DiffusionRestorer(nn.Module):
             out.append({"pred": pred, "target": self.schedule.target(x0, noise, t, self.prediction), "mask": m,
                         "x0_hat": self.schedule.split(pred, x_t, t, self.prediction)[1], "x0": x0})
         return out
+
+    @torch.no_grad()
+    def _own_coarse(self, coarse: torch.Tensor, mask: torch.Tensor, i: int) -> torch.Tensor:
+        """Scale i's coarse condition as at sampling: scales 0..i-1 sampled coarse to fine from ``coarse`` (the true
+        image at scale i-1; only its known pixels are used), in 1..``coarse_steps`` DDIM calls each."""
+        if self.training:
+            steps = int(torch.randint(1, self.coarse_steps + 1, ()))
+            seed = int(torch.randint(0, 2 ** 31, ()))
+        else:
+            steps, seed = self.coarse_steps, 0
+        size = self.scales[i - 1]
+        return multiscale_sample(list(self.nets[:i]), self.schedule, coarse, downsample_mask(mask, size),
+                                 self.scales[:i], steps=steps, seed=seed, condition=self.condition, paste=True)
 
     # -- restoration ------------------------------------------------------------------------------------------------
     @contextmanager
@@ -218,6 +246,11 @@ class DiffusionRestorer(nn.Module):
         finally:
             self.nets = nets
 
+    @property
+    def default_sampler(self) -> str:
+        """"multiscale" for a multi-scale model, "repaint" for an unconditional one, else "ddim"."""
+        return "multiscale" if len(self.scales) > 1 else "repaint" if self.cond_drop == 1 else "ddim"
+
     @torch.no_grad()
     def sample(self, known: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None, steps: int | list = 50,
                eta: float = 0.0, seed=0, jump_length: int = 10, jump_n_sample: int = 10,
@@ -229,7 +262,8 @@ class DiffusionRestorer(nn.Module):
             ``jump_length`` and ``jump_n_sample``; ``repaint_plan`` counts the calls) for a one-scale model; and
             "multiscale" (DDIM with ``steps`` calls per scale, or a list of one count per scale, coarse to fine) for
             a model of two or more scales.
-            Default: "ddim" for one scale, "multiscale" for more. ``refine_from``: see ``multiscale_sample``.
+            Default: ``default_sampler``; an unconditional model (``cond_drop=1``) samples only with "repaint".
+            ``refine_from``: see ``multiscale_sample``.
             DDIM and DDPM paste the known pixels, noised to each step, into x_t (``paste_known``).
         samples: the mean of this many samples (seeds ``seed``, ``seed + 1``, ...; ``samples`` times the calls).
             One sample is a draw from the model's posterior: even a perfect model's draw has twice the squared error
@@ -244,9 +278,12 @@ class DiffusionRestorer(nn.Module):
                       refine_from=refine_from)
             mean = torch.stack([self.sample(known, mask, seed=seed + i, **kw) for i in range(samples)]).mean(0)
             return composite(known, mask.to(known.dtype), mean)
-        sampler = sampler or ("multiscale" if len(self.scales) > 1 else "ddim")
+        sampler = sampler or self.default_sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+        if self.cond_drop == 1 and sampler != "repaint":
+            raise ValueError(f"this model is unconditional (cond_drop=1): it never saw the known pixels, so it "
+                             f"restores only with sampler='repaint', got {sampler!r}")
         check_mask(mask, known, max_hole_ratio=1.0)
         mask = mask.to(known.dtype)
         h, w = known.shape[-2:]

@@ -146,7 +146,8 @@ def _by_source(sets) -> dict:
 
 def _check_resumable(path: Path, ckpt: dict, config: dict, model) -> None:
     """Resuming ``path`` with another network than the one it was trained with is an error, in one line that names
-    both (the model settings of the checkpoint and of the config, with the first parameter that differs)."""
+    both (the model settings of the checkpoint and of the config, with the first parameter that differs); so is
+    resuming with other phases."""
     from ..nn import MODELS
 
     def full(spec):  # the constructor's defaults filled in: {name: PConvUNet, base: 8} == {..., layers: 7}
@@ -167,13 +168,29 @@ def _check_resumable(path: Path, ckpt: dict, config: dict, model) -> None:
     shapes = [f"{k} is {tuple(theirs[k].shape)} there, {tuple(v.shape)} here" for k, v in ours.items()
               if k in theirs and theirs[k].shape != v.shape]
     only = sorted(set(ours) ^ set(theirs))
-    if not (shapes or only or (saved and asked and full(saved) != full(asked))):
+    if shapes or only or (saved and asked and full(saved) != full(asked)):
+        detail = shapes[0] if shapes else f"{only[0]} is in only one of them" if only else ""
+        raise ValueError(f"{path} was trained with " + (f"model {show(saved)}" if saved else "another network")
+                         + (f"; this config asks for {show(asked)}" if asked else "")
+                         + (f" ({detail})" if detail else "")
+                         + ": resume with the same model settings, or choose another output folder (--out)")
+    _check_same_phases(path, (ckpt.get("config") or {}).get("phases"), config.get("phases"))
+
+
+def _check_same_phases(path: Path, saved, asked) -> None:
+    """Resuming with other phases is an error: each phase's cosine schedule was fixed by its epochs when it started,
+    so a resumed run with more epochs would anneal to zero at the old end and then climb again."""
+    if not saved or not asked or saved == asked:
         return
-    detail = shapes[0] if shapes else f"{only[0]} is in only one of them" if only else ""
-    raise ValueError(f"{path} was trained with " + (f"model {show(saved)}" if saved else "another network")
-                     + (f"; this config asks for {show(asked)}" if asked else "")
-                     + (f" ({detail})" if detail else "")
-                     + ": resume with the same model settings, or choose another output folder (--out)")
+    if len(saved) != len(asked):
+        detail = f"{len(saved)} phases there, {len(asked)} here"
+    else:
+        i, a, b = next((i, a, b) for i, (a, b) in enumerate(zip(saved, asked)) if a != b)
+        key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+        detail = f"phase {i + 1} ({b.get('name', '?')!r}) has {key} {a.get(key)!r} there, {b.get(key)!r} here"
+    raise ValueError(f"{path} was trained with other phases ({detail}): resume with the same phases (a phase's "
+                     f"learning-rate schedule is fixed by its epochs), or start a new run in another folder (--out) "
+                     f"from its weights (init: {path})")
 
 
 def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfig, out_dir, *,

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+import torch.nn.functional as F
 from torch import nn
 
 from murallab import cli
 from murallab.data import random_walk_mask, random_walk_masks
-from murallab.diffusion import SAMPLERS, DiffusionRestorer
+from murallab.diffusion import SAMPLERS, DiffusionRestorer, ddim_sample
 from murallab.losses import DiffusionLoss
 
 KEYS = {"pred", "target", "mask", "x0_hat", "x0"}
@@ -244,6 +245,53 @@ def test_refine_with_a_blind_model_is_rejected():
         DiffusionRestorer(scales=[16], refine="pretrained:detector", **TINY)
 
 
+def test_coarse_steps_conditions_the_fine_scale_on_the_coarse_network_s_own_sample():
+    """Validation: the 16 px network's coarse channels are the 8 px network's DDIM sample in ``coarse_steps`` calls
+    (seed 0, known pixels pasted), sampled here with ``ddim_sample`` directly, not the true image (teacher forcing)."""
+    model = _recording(_model([8, 16], cond_drop=0.0, coarse_steps=2))
+    image, mask = _batch(b=3)
+    with torch.no_grad():
+        model(image, mask)
+    coarse_net, fine_net = model.nets
+    assert len(coarse_net.calls) == 2 + 1 and len(fine_net.calls) == 1  # the sample's two calls, then the step
+    k, m = F.adaptive_avg_pool2d(image, 8), _coarse_mask(mask, 8)
+    own = ddim_sample(coarse_net.net, model.schedule, known=k, mask=m, cond=model.condition(k, m), steps=2, seed=0,
+                      paste=True)
+    seen = fine_net.calls[-1][2][:, :3]
+    up = F.interpolate(own, size=16, mode="bilinear", align_corners=False) * 2 - 1
+    assert torch.allclose(seen, up, atol=1e-5)
+    truth = F.interpolate(k, size=16, mode="bilinear", align_corners=False) * 2 - 1
+    assert (seen - truth).abs().max() > 0.1
+
+
+def test_coarse_steps_draws_one_to_coarse_steps_calls_per_training_batch():
+    model = _recording(_model([8, 16], cond_drop=0.0, coarse_steps=3)).train()
+    image, mask = _batch(b=2)
+    counts = []
+    torch.manual_seed(0)
+    for _ in range(12):
+        before = len(model.nets[0].calls)
+        with torch.no_grad():
+            model(image, mask)
+        counts.append(len(model.nets[0].calls) - before - 1)
+    assert set(counts) <= {1, 2, 3} and len(set(counts)) > 1, counts
+
+
+def test_an_unconditional_model_never_sees_the_mask_and_restores_only_with_repaint():
+    model = _recording(_model([16], cond_drop=1.0))
+    image, mask = _batch()
+    with torch.no_grad():
+        out = model(image, mask)
+    assert torch.count_nonzero(out[0]["mask"]) == 0  # the loss covers the whole image
+    assert torch.count_nonzero(model.nets[0].calls[-1][2]) == 0  # and the network's condition is all zeros
+    known = image * mask
+    a = model.sample(known, mask, steps=4, jump_length=2, jump_n_sample=2, seed=3)
+    b = model.sample(known, mask, sampler="repaint", steps=4, jump_length=2, jump_n_sample=2, seed=3)
+    assert torch.equal(a, b) and torch.equal(a * mask, known * mask)
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(known, mask, sampler="ddim", steps=2)
+
+
 def test_refine_needs_x0_prediction():
     with pytest.raises(ValueError, match="prediction='x0'"):
         DiffusionRestorer(scales=[16], refine=True, prediction="eps", **TINY)
@@ -251,7 +299,8 @@ def test_refine_needs_x0_prediction():
 
 def test_constructor_rejects_bad_arguments():
     for kw, words in ((dict(scales=[15]), "multiple of 2"), (dict(scales=[16, 8]), "increasing"),
-                      (dict(scales=[8, 12]), "increasing"), (dict(cond_drop=1.0), "cond_drop"),
+                      (dict(scales=[8, 12]), "increasing"), (dict(cond_drop=1.5), "cond_drop"),
+                      (dict(cond_drop=1.0, refine=True), "unconditional"), (dict(coarse_steps=2), "coarse_steps"),
                       (dict(schedule="quadratic"), "cosine"), (dict(prediction="noise"), "prediction")):
         with pytest.raises(ValueError, match=words):
             DiffusionRestorer(**{**dict(scales=[16]), **TINY, **kw})
@@ -496,6 +545,9 @@ def files(tmp_path, one_scale):
     Image.fromarray((~holes).astype(np.uint8) * 255).save(tmp_path / "mask.png")  # white = known
     save_checkpoint(tmp_path / "diffusion.pt", model=one_scale.state_dict(),
                     config={"model": {"name": "DiffusionRestorer", "scales": [16], **TINY}}, progress={})
+    save_checkpoint(tmp_path / "unconditional.pt", model=_model([16], cond_drop=1.0).state_dict(),
+                    config={"model": {"name": "DiffusionRestorer", "scales": [16], "cond_drop": 1.0, **TINY}},
+                    progress={})
     unet = UNet(layers=2, base=4)
     save_checkpoint(tmp_path / "unet.pt", model=unet.state_dict(),
                     config={"model": {"name": "UNet", "layers": 2, "base": 4}}, progress={})
@@ -523,6 +575,7 @@ def test_cli_restore_with_a_diffusion_checkpoint(files, capsys):
 @pytest.mark.parametrize("checkpoint,extra,words", [
     ("diffusion.pt", ["--sampler", "multiscale", "--steps", "3"], ["multi-scale", "[16]"]),
     ("diffusion.pt", ["--steps", "0"], ["--steps", "between 1"]),
+    ("unconditional.pt", ["--sampler", "ddim"], ["unconditional", "--sampler repaint"]),
     ("unet.pt", ["--steps", "3"], ["--steps", "diffusion checkpoint", "UNet"]),
 ])
 def test_cli_restore_sampling_errors_are_one_line(files, checkpoint, extra, words, capsys):
@@ -533,6 +586,17 @@ def test_cli_restore_sampling_errors_are_one_line(files, checkpoint, extra, word
     assert err.startswith("murallab restore: error:") and err.count("\n") == 1, err
     assert all(w in err for w in words), err
     assert not (d / "out.png").exists()
+
+
+def test_cli_restores_with_an_unconditional_checkpoint_by_repaint(files, capsys):
+    d = files["dir"]
+    rc = cli.main(_restore_argv(d, "unconditional.pt", "--steps", "4"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "repaint 4 steps" in captured.out
+    restored = np.asarray(Image.open(d / "out.png").convert("RGB")).astype(int)
+    known = ~files["holes"]
+    assert np.abs(restored[known] - files["rgb"][known].astype(int)).max() <= 1
 
 
 def test_samples_is_the_mean_of_single_samples_with_consecutive_seeds(one_scale):

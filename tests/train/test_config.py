@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -126,3 +128,14 @@ def test_good_model_and_loss_arguments_pass():
                        "loss": {"name": "MuralLoss", "l1": 1.0, "weights": None},
                        "phases": [{"name": "a", "lr": 1e-3, "epochs": 1}]})
     assert cfg["model"] == {"name": "PConvUNet", "layers": 3, "base": 8, "upsample": "bilinear"}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_preset_loads_and_builds_its_network(path):
+    """A typo in a preset (an unknown key, an argument the model does not take) fails here, not in a user's run."""
+    from murallab.nn import build_model
+
+    cfg = load_config(path)
+    spec = dict(cfg["model"])
+    model = build_model(spec.pop("name"), **spec)
+    assert sum(p.numel() for p in model.parameters()) > 1000

@@ -308,8 +308,28 @@ def test_resume_with_another_model_is_a_one_line_error(tmp_path):
     with pytest.raises(ValueError, match=r"this config asks for \{.*upsample: bilinear\}: resume with the same"):
         run(one_epoch(upsample="bilinear"), tmp_path, resume=True)
     # ... and the same network, spelled out with a default, resumes (its one phase was over: nothing left to do)
-    _, result = run(one_epoch(in_channels=3), tmp_path, resume=True)
+    same = one_epoch(in_channels=3)
+    same["phases"][0]["epochs"] = 1
+    _, result = run(same, tmp_path, resume=True)
     assert result["epochs"] == 1 and result["steps"] == 4
+
+
+def test_resume_with_other_phases_is_a_one_line_error(tmp_path):
+    """A run planned for 1 epoch, resumed as 2: its cosine schedule ended at step 4, so the learning rate would climb
+    again; refused in one line that names the phase and the setting."""
+    cfg = one_epoch()
+    cfg["phases"][0]["epochs"] = 1
+    run(cfg, tmp_path)
+    with pytest.raises(ValueError) as info:
+        run(one_epoch(), tmp_path, resume=True)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{tmp_path / 'last.pt'} was trained with other phases (phase 1 ('a') has epochs 1 "
+                              f"there, 2 here): resume with the same phases")
+    longer = one_epoch()
+    longer["phases"].append({**longer["phases"][0], "name": "b"})
+    with pytest.raises(ValueError, match=r"other phases \(1 phases there, 2 here\)"):
+        run(longer, tmp_path, resume=True)
 
 
 def test_a_diverging_run_warns_once_and_names_the_kept_checkpoint(tmp_path):
