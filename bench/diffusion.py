@@ -17,8 +17,8 @@
    scale (50 in all, as DDIM-50), the same with the fine scale started from the coarse result at t = T/2, the 50
    calls split 5 + 45, 45 + 5 and 49 + 1 (the split that scored best on patches of training murals: a 32 px sample,
    then the 64 px network's one-step estimate given it), 1 coarse call (a regression to the coarse mean) and 49
-   fine ones, and the mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the mean colour of the known pixels, and
-   the damage left in place (painted plaster).
+   fine ones, and the mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the mean colour of the
+   known pixels, and the damage left in place (painted plaster).
 3. Blind localisation, DiffuMural's K-means (``kmeans_damage_mask``): IoU with the painted damage of the held-out
    patches, and with the hand-labelled real flaking of ``--murals``/bodhisattva_damaged.png.
 4. Prints model calls, seconds (this machine, all patches at once) and hole PSNR / SSIM / full PSNR per method, and
