@@ -22,7 +22,8 @@ with ``sampler="multiscale"``; ``pretrained:diffumural-64`` is one.
 Every scale's condition is ``scale_condition``: ``[coarser result ↑ (3, [-1, 1]; zeros at the coarsest scale) ;
 masked image (3, [-1, 1], holes 0) ; mask (1) ; contour (1)]``, 8 channels, so each scale's model is a
 ``TimeUNet(cond_channels=8)``. Training feeds the ground truth downsampled and upsampled as the "coarser result"
-(teacher forcing); sampling feeds the previous scale's sample.
+(teacher forcing), or, with ``DiffusionRestorer(coarse_steps=k)``, the coarser network's own sample in a few calls;
+sampling feeds the previous scale's sample.
 """
 
 from __future__ import annotations
