@@ -125,8 +125,9 @@ def _restore_args(sub) -> None:
     ap.add_argument("--sampler", choices=SAMPLERS,
                     help="a diffusion checkpoint's sampler (default ddim; multiscale for a multi-scale model, "
                          "repaint for an unconditional one)")
-    ap.add_argument("--steps", type=int, help="a diffusion sampler's model calls (DDIM, DDPM; per scale for "
-                                              "multiscale) or inference steps (RePaint); default 50")
+    ap.add_argument("--steps", type=int, nargs="+", help="a diffusion sampler's model calls (DDIM, DDPM; per scale "
+                    "for multiscale, or one count per scale, coarse first: --steps 49 1) or inference steps "
+                    "(RePaint); default 50")
     ap.add_argument("--seed", type=int, default=0, help="a diffusion sampler's seed (default 0)")
     _tiling_and_device(ap)
 
@@ -251,10 +252,11 @@ def _sampling(args, model) -> dict | None:
                              f"{args.checkpoint} restores in one pass")
         return None
     sampler = args.sampler or model.default_sampler
-    steps = 50 if args.steps is None else args.steps
+    steps = [50] if args.steps is None else args.steps
     limit = model.schedule.num_steps
-    if not 1 <= steps <= limit:
-        raise UsageError(f"--steps must be between 1 and the model's {limit} diffusion steps, got {steps}")
+    if not all(1 <= n <= limit for n in steps):
+        raise UsageError(f"--steps must be between 1 and the model's {limit} diffusion steps, got "
+                         f"{' '.join(map(str, steps))}")
     if (sampler == "multiscale") != (len(model.scales) > 1):
         raise UsageError(f"--sampler {sampler} needs a " + ("multi-scale" if sampler == "multiscale" else "one-scale")
                          + f" diffusion model; {args.checkpoint} has scales {model.scales}"
@@ -262,7 +264,10 @@ def _sampling(args, model) -> dict | None:
     if model.cond_drop == 1 and sampler != "repaint":
         raise UsageError(f"{args.checkpoint} is an unconditional diffusion model: it restores only with --sampler "
                          f"repaint, got --sampler {sampler}")
-    return {"sampler": sampler, "steps": steps, "seed": args.seed}
+    if len(steps) > 1 and (sampler != "multiscale" or len(steps) != len(model.scales)):
+        raise UsageError(f"several --steps are one count per scale of a multi-scale model ({args.checkpoint} has "
+                         f"scales {model.scales}); got {' '.join(map(str, steps))}")
+    return {"sampler": sampler, "steps": steps[0] if len(steps) == 1 else steps, "seed": args.seed}
 
 
 def restore(args) -> None:
@@ -299,7 +304,12 @@ def restore(args) -> None:
         mask = _read_mask(args, image)
         restored, took = _tiled_run(lambda: restore_known(model, image, mask, tile=args.tile, overlap=args.overlap,
                                                           progress=True, sampling=sampling), image, args)
-        source = f"from {args.mask}" + (", {sampler} {steps} steps, seed {seed}".format(**sampling) if sampling else "")
+        if sampling:
+            steps = sampling["steps"]
+            steps = "+".join(map(str, steps)) if isinstance(steps, list) else steps
+            source = f"from {args.mask}, {sampling['sampler']} {steps} steps, seed {sampling['seed']}"
+        else:
+            source = f"from {args.mask}"
     save_image(restored, args.output)
     h, w = image.shape[-2:]
     print(f"restored {w}×{h} image: {float(hole_ratio(mask)):.1%} holes ({source}), {took} -> {args.output}")

@@ -576,6 +576,7 @@ def test_cli_restore_with_a_diffusion_checkpoint(files, capsys):
     ("diffusion.pt", ["--sampler", "multiscale", "--steps", "3"], ["multi-scale", "[16]"]),
     ("diffusion.pt", ["--steps", "0"], ["--steps", "between 1"]),
     ("unconditional.pt", ["--sampler", "ddim"], ["unconditional", "--sampler repaint"]),
+    ("diffusion.pt", ["--steps", "3", "2"], ["one count per scale", "[16]", "3 2"]),
     ("unet.pt", ["--steps", "3"], ["--steps", "diffusion checkpoint", "UNet"]),
 ])
 def test_cli_restore_sampling_errors_are_one_line(files, checkpoint, extra, words, capsys):
@@ -586,6 +587,28 @@ def test_cli_restore_sampling_errors_are_one_line(files, checkpoint, extra, word
     assert err.startswith("murallab restore: error:") and err.count("\n") == 1, err
     assert all(w in err for w in words), err
     assert not (d / "out.png").exists()
+
+
+def test_cli_restore_takes_one_step_count_per_scale(files, two_scales, capsys, monkeypatch):
+    """``--steps 3 1`` reaches the model's ``sample`` as the list [3, 1] (coarse first) for every tile."""
+    from murallab.train.checkpoint import save_checkpoint
+
+    d = files["dir"]
+    save_checkpoint(d / "pair.pt", model=two_scales.state_dict(),
+                    config={"model": {"name": "DiffusionRestorer", "scales": [8, 16], **TINY}}, progress={})
+    seen = []
+    original = DiffusionRestorer.sample
+
+    def spy(self, known, mask, **kw):
+        seen.append(kw["steps"])
+        return original(self, known, mask, **kw)
+
+    monkeypatch.setattr(DiffusionRestorer, "sample", spy)
+    rc = cli.main(_restore_argv(d, "pair.pt", "--steps", "3", "1"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert seen and all(s == [3, 1] for s in seen)
+    assert "multiscale 3+1 steps" in captured.out
 
 
 def test_cli_restores_with_an_unconditional_checkpoint_by_repaint(files, capsys):
