@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Restoration quality on real murals: the kit's real-data preset against classical inpainting.
 
-    python bench/restoration.py [--split pool|wall] [--minutes 30] [--detector-minutes 10] [--device cpu]
+    python bench/restoration.py [--split pool|wall] [--epochs N | --minutes M] [--detector-minutes 10] [--device cpu]
 
 1. Split *by image*. ``--split pool`` (default): train on ``--pool``/train (388 murals); hold out ``--pool``/heldout
    (42 murals, never trained on, never used to choose a checkpoint) and the ``--held-out`` murals of ``--data``.
@@ -11,8 +11,9 @@
    (tiled composite), Telea, Navier-Stokes and push-pull (the floor). Reports PSNR, SSIM and hole-only PSNR per
    method, overall and per hole-ratio bin (10-20, 20-30, 30-40 %), and a ruler: the same scores for the truth
    blurred by σ = 1, 2, 4, 8 px in the holes (metrics.blurred_truth).
-3. Trains the preset for --minutes of wall time: the number of epochs is set from a measured step time, so the
-   cosine learning rate anneals fully within the budget. (--checkpoint scores a trained restorer instead.)
+3. Trains the preset for its own epochs (the preset is sized to the budget), or --epochs, or for --minutes of wall
+   time: then the number of epochs is set from a measured step time, so the cosine learning rate anneals fully
+   within the budget. (--checkpoint scores a trained restorer instead.)
 4. Detection: trains the blind preset (dual decoder, painted damage) for --detector-minutes on the same training
    murals (--detector-checkpoint scores a trained one instead), chooses its threshold on validation data (painted
    damage on patches of the training murals) and scores its damage map on bodhisattva_damaged.png against the
@@ -97,9 +98,10 @@ def gains(ours: dict, floor: dict) -> dict:
 BAR_PSNR, BAR_SSIM = 1.5, 0.02
 
 
-def train_within(config: str, train_dir: Path, out: Path, minutes: float, device: str, seed: int,
+def train_within(config: str, train_dir: Path, out: Path, minutes: float | None, device: str, seed: int,
                  epochs: int | None = None):
-    """Train ``config`` on the murals in ``train_dir`` for about ``minutes``: epochs from a measured step time.
+    """Train ``config`` on the murals in ``train_dir`` for ``epochs``, or about ``minutes`` (epochs from a measured
+    step time), or else the preset's own epochs.
 
     Validation (early stopping, best.pt) uses other patches of the training murals: the held-out murals are
     only ever scored, never used to choose a checkpoint.
@@ -132,11 +134,11 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float, device
         opt.step()
     step_seconds = (time.perf_counter() - t0) / 8
     model.load_state_dict(state)
-    if epochs is None:  # as many as fit the budget (a busy machine measures slow steps: then pass --epochs)
+    if epochs is None and minutes is not None:  # as many as fit (a busy machine measures slow steps: pass --epochs)
         epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.2)))  # + validation
-    phases[0].epochs = epochs
-    print(f"  {config}: {step_seconds:.2f} s/step, {steps_per_epoch} steps/epoch -> {epochs} epochs for "
-          f"{minutes:g} min")
+    phases[0].epochs = epochs or phases[0].epochs
+    print(f"  {config}: {step_seconds:.2f} s/step, {steps_per_epoch} steps/epoch -> {phases[0].epochs} epochs"
+          + (f" for {minutes:g} min" if minutes is not None and epochs is not None else ""))
     t0 = time.perf_counter()
     result = fit(model, loss, train_set, val_set, phases, train_cfg, out, resume=True,
                  config={"name": cfg["name"], "model": cfg["model"], "loss": cfg["loss"]})
@@ -158,9 +160,10 @@ def main():
                     default=["cave_wall_small.jpg", "flying_apsara_crop.png", "bodhisattva_damaged.png"])
     ap.add_argument("--config", default="configs/real_cpu.yaml")
     ap.add_argument("--detector-config", default="configs/real_blind_cpu.yaml")
-    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--minutes", type=float, help="a training budget: the restorer's epochs from a measured step "
+                    "time (default: the preset's epochs)")
     ap.add_argument("--detector-minutes", type=float, default=10)
-    ap.add_argument("--epochs", type=int, help="restorer epochs, instead of deriving them from --minutes")
+    ap.add_argument("--epochs", type=int, help="restorer epochs, instead of the preset's")
     ap.add_argument("--checkpoint", type=Path, help="score this trained restorer (best.pt) instead of training one; "
                     "with --held-out cave_wall_large.jpg it measures the in-domain ceiling")
     ap.add_argument("--detector-checkpoint", type=Path, help="score this detector instead of training one, e.g. "
@@ -168,7 +171,9 @@ def main():
     ap.add_argument("--patch", type=int, default=256)
     ap.add_argument("--per-image", type=int, default=12)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the held-out patches and masks")
+    ap.add_argument("--train-seed", type=int, help="seed of the training runs (default: --seed); another value "
+                    "repeats a training on the same held-out set")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_restoration")
     args = ap.parse_args()
     needed = [args.data] + ([args.pool / "train", args.pool / "heldout"] if args.split == "pool" else [])
@@ -177,6 +182,7 @@ def main():
         print(f"bench/restoration.py: skipped, no murals at {', '.join(missing)} (pass --data / --pool, or --split)")
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    train_seed = args.seed if args.train_seed is None else args.train_seed
 
     print("held-out set:")
     images = held_out_patches(args.data, args.held_out, args.patch, args.per_image, args.seed)
@@ -198,7 +204,7 @@ def main():
         else:
             print("training the restorer:")
             result, seconds = train_within(args.config, train_dir, args.out / "restorer", args.minutes, args.device,
-                                           args.seed, args.epochs)
+                                           train_seed, args.epochs)
             training = {"train_minutes": seconds / 60, "steps": result["steps"], "epochs": result["epochs"]}
         model, _ = load_model(args.checkpoint or args.out / "restorer" / "best.pt", args.device)
         t0 = time.perf_counter()
@@ -214,7 +220,7 @@ def main():
             else:
                 print("training the detector:")
                 _, dseconds = train_within(args.detector_config, train_dir, args.out / "detector",
-                                           args.detector_minutes, args.device, args.seed)
+                                           args.detector_minutes, args.device, train_seed)
                 detection = {"train_minutes": dseconds / 60}
             detector, _ = load_model(args.detector_checkpoint or args.out / "detector" / "best.pt", args.device)
             # the threshold is chosen on validation data: painted damage on patches of the training murals
