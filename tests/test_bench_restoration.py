@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from murallab._yaml import load_yaml
 from murallab.data import load_image, make_mural, save_image, save_mask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +26,17 @@ def bench(*args) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def one_phase(tmp_path_factory) -> Path:
+    """configs/tiny_cpu.yaml with its first phase only: the benchmark's epochs on one wall are 400 steps each."""
+    cfg = load_yaml(REPO / "configs" / "tiny_cpu.yaml")
+    cfg["phases"] = cfg["phases"][:1]
+    path = tmp_path_factory.mktemp("config") / "tiny_one_phase.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, one_phase):
     """Three 'murals': one to train on, two held out; the second carries a damage file whose region must be
     excluded from the held-out patches."""
     data = tmp_path_factory.mktemp("murals")
@@ -36,7 +48,7 @@ def trained(tmp_path_factory):
     out = data / "out"
     common = ["--split", "wall", "--data", data, "--train", "wall.png", "--held-out", "small.png", "damaged.png",
               "--patch", "64", "--per-image", "3", "--detector-minutes", "0"]
-    log = bench(*common, "--config", "configs/tiny_cpu.yaml", "--epochs", "1", "--out", out)
+    log = bench(*common, "--config", one_phase, "--epochs", "1", "--out", out)
     return common, out, log
 
 
@@ -53,7 +65,7 @@ def test_bench_trains_and_reports_every_method_and_the_ruler(trained):
     assert (out / "examples.png").stat().st_size > 0 and "bar (+1.5 dB, +0.02 SSIM everywhere)" in log.stdout
 
 
-def test_bench_pool_split_scores_per_hole_ratio_bin(tmp_path):
+def test_bench_pool_split_scores_per_hole_ratio_bin(tmp_path, one_phase):
     """--split pool trains on pool/train, holds out pool/heldout plus the named murals, and reports each method per
     hole-ratio bin; the bins partition the patches and their patch-weighted mean is the overall mean."""
     pool = tmp_path / "pool"
@@ -66,8 +78,8 @@ def test_bench_pool_split_scores_per_hole_ratio_bin(tmp_path):
     save_image(make_mural(128, 128, seed=99), data / "small.png")
     out = tmp_path / "out"
     bench("--pool", pool, "--data", data, "--held-out", "small.png", "--patch", "64", "--per-image", "2",
-          "--pool-per-image", "3", "--detector-minutes", "0", "--config", "configs/tiny_cpu.yaml", "--epochs", "1",
-          "--out", out)
+          "--pool-per-image", "3", "--detector-minutes", "0", "--config", one_phase, "--epochs", "1", "--out",
+          out)
     report = json.loads((out / "results.json").read_text())
     assert report["held_out_patches"] == 2 * 3 + 2
     for method in ("telea", "push_pull", "murallab"):
