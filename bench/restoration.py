@@ -134,11 +134,12 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
         opt.step()
     step_seconds = (time.perf_counter() - t0) / 8
     model.load_state_dict(state)
-    if epochs is None and minutes is not None:  # as many as fit (a busy machine measures slow steps: pass --epochs)
+    budget = epochs is None and minutes is not None  # as many as fit (a busy machine measures slow steps: --epochs)
+    if budget:
         epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.2)))  # + validation
     phases[0].epochs = epochs or phases[0].epochs
     print(f"  {config}: {step_seconds:.2f} s/step, {steps_per_epoch} steps/epoch -> {phases[0].epochs} epochs"
-          + (f" for {minutes:g} min" if minutes is not None and epochs is not None else ""))
+          + (f" for {minutes:g} min" if budget else ""))
     t0 = time.perf_counter()
     result = fit(model, loss, train_set, val_set, phases, train_cfg, out, resume=True,
                  config={"name": cfg["name"], "model": cfg["model"], "loss": cfg["loss"]})
