@@ -86,19 +86,23 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
         name="detector",
         file="detector.pt",
         task="blind restoration: DualDecoderUNet(base 16, depth 4), model(image) -> (image, P(damage)); trained on "
-             "random-walk damage painted in as exposed plaster",
-        data=f"{POOL} and 1,600 patches of 200 procedural murals, together (one epoch)",
+             "damage painted in as exposed plaster (random-walk strokes and flake-shaped blobs), then photographed "
+             "(a slight blur and a JPEG round trip, so that the damage carries the camera's fingerprint too)",
+        data=f"{POOL} and 1,600 patches of 200 procedural murals, together",
         command="murallab train --config configs/pretrained_detector.yaml --data ../shared/murals_pool/train "
-                "--out RUN (stopped after its first epoch of three, for time) && murallab export RUN/best.pt "
-                "murallab/weights/detector.pt",
-        meta={"steps": 549, "train_minutes": 10, "hardware": "2 CPU cores",
+                "--out RUN && murallab export RUN/best.pt murallab/weights/detector.pt",
+        meta={"steps": 1647, "train_minutes": 25, "hardware": "2 CPU cores",
               # chosen on validation data (metrics.choose_threshold): painted damage on one 128 px patch of each
               # training mural (bench/restoration.py --detector-checkpoint pretrained:detector)
-              "threshold": 0.5,
+              "threshold": 0.4,
               "scores": {
-                  "painted_damage_validation_iou": 0.966,
-                  # real flaking on bodhisattva_damaged.png against its hand-labelled mask: it finds almost none
-                  "bodhisattva_iou": 0.000,
+                  "painted_damage_validation_iou": 0.780,
+                  # painted damage on 2 patches of each of the pool's 42 held-out murals, photographed and sharp
+                  "heldout_painted_photographed_iou": 0.776,
+                  "heldout_painted_sharp_iou": 0.815,
+                  # real flaking on bodhisattva_damaged.png against its hand-labelled mask (issue 14's bar: 0.45)
+                  "bodhisattva_iou": 0.290,
+                  "bodhisattva_f1": 0.450,
               }},
     ),
     _diffusion(

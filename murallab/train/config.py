@@ -30,7 +30,7 @@ from .trainer import TrainConfig
 
 DATA_DEFAULTS = {"patch_size": 128, "patches_per_image": 8, "n_murals": 16, "mural_size": None,
                  "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "jitter": {}, "upscale": False,
-                 "scale": [1.0, 1.0], "hole_value": 0, "paint_damage": False}
+                 "scale": [1.0, 1.0], "hole_value": 0, "paint_damage": False, "flakes": 0.5}
 SECTIONS = {"name", "description", "init", "model", "loss", "data", "train", "phases"}
 
 
@@ -138,10 +138,11 @@ def build_loss(spec: dict):
 def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Training and validation sets. Procedural murals and mural folders are split by mural (no patch of a
     validation mural is seen in training); the DLCV and Kaggle layouts by image. With ``paint_damage`` every
-    sample also carries ``"corrupted"``: its holes painted as exposed plaster, for blind restoration."""
+    sample also carries ``"corrupted"``: its holes painted as exposed plaster and photographed, for blind
+    restoration, and a fraction ``flakes`` of its masks are redrawn as flakes (:class:`murallab.data.PaintedDamage`)."""
     train, val = _split(data, data_dir, seed)
     if data["paint_damage"]:
-        train, val = PaintedDamage(train, seed), PaintedDamage(val, seed + 1)
+        train, val = (PaintedDamage(d, s, flakes=data["flakes"]) for d, s in ((train, seed), (val, seed + 1)))
     return train, val
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from murallab.data import MuralPatchDataset, PaintedDamage, make_mural, paint_damage, random_walk_masks
+from murallab.data import (MuralPatchDataset, PaintedDamage, flake_masks, make_mural, paint_damage, photograph,
+                           random_walk_masks)
 
 
 @pytest.fixture
@@ -43,7 +48,8 @@ def test_deterministic_by_seed_and_single_image_form(pair):
 
 
 def test_dataset_wrapper_adds_corrupted_and_follows_epochs():
-    ds = PaintedDamage(MuralPatchDataset(None, patch_size=32, patches_per_image=2, n_murals=2, mural_size=96), seed=0)
+    ds = PaintedDamage(MuralPatchDataset(None, patch_size=32, patches_per_image=2, n_murals=2, mural_size=96), seed=0,
+                       photo=False)
     s0 = ds[1]
     assert set(s0) >= {"image", "mask", "masked", "corrupted"}
     known = s0["mask"].bool().expand_as(s0["image"])
@@ -51,3 +57,51 @@ def test_dataset_wrapper_adds_corrupted_and_follows_epochs():
     assert torch.equal(ds[1]["corrupted"], s0["corrupted"])
     ds.set_epoch(1)
     assert not torch.equal(ds[1]["mask"], s0["mask"])  # the wrapped dataset draws new masks too
+
+
+def test_flake_masks_have_exactly_the_hole_ratio_asked_for():
+    ratio = torch.tensor([0.05, 0.2, 0.37])
+    masks = flake_masks(ratio, 48, 64, seed=0)
+    assert masks.shape == (3, 1, 48, 64) and set(masks.unique().tolist()) <= {0.0, 1.0}
+    holes = (1 - masks).sum((1, 2, 3))
+    assert torch.equal(holes, (ratio * 48 * 64).round())  # the lowest ρ·H·W pixels of the field, to the pixel
+    assert torch.equal(flake_masks(ratio, 48, 64, seed=0), masks)
+    assert not torch.equal(flake_masks(ratio, 48, 64, seed=1), masks)
+
+
+@pytest.mark.parametrize("flakes", [0.0, 1.0])
+def test_painted_damage_redraws_masks_as_flakes_keeping_the_hole_ratio(flakes):
+    inner = MuralPatchDataset(None, patch_size=32, patches_per_image=3, n_murals=2, mural_size=96)
+    ds = PaintedDamage(inner, seed=0, flakes=flakes, photo=False)
+    for i in range(len(ds)):
+        sample, original = ds[i], inner[i]
+        assert torch.equal(sample["image"], original["image"])
+        assert torch.equal(sample["masked"], sample["image"] * sample["mask"])
+        known = sample["mask"].bool().expand_as(sample["image"])
+        assert torch.equal(sample["corrupted"][known], sample["image"][known])
+        assert torch.equal(sample["mask"], original["mask"]) == (flakes == 0)
+        assert abs(sample["mask"].sum() - original["mask"].sum()) <= 1  # the same hole ratio, to the pixel
+
+
+def test_photograph_is_a_jpeg_round_trip_as_pillow_writes_it():
+    """With no blur, `photograph` is the JPEG round trip of Pillow (an independent encoder call) at that quality."""
+    image = make_mural(96, seed=0)
+    ours = photograph(image, blur=(0, 0), quality=(80, 80))
+    buf = io.BytesIO()
+    Image.fromarray((image.permute(1, 2, 0) * 255).round().byte().numpy()).save(buf, "JPEG", quality=80)
+    pillow = torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
+    assert (ours - pillow).abs().mean() < 1 / 255
+    assert (ours - image).abs().mean() > 1 / 255  # and it is lossy
+
+
+def test_photograph_blurs_and_the_dataset_photographs_the_whole_damaged_image():
+    image = make_mural(96, seed=1)
+    detail = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731  mean horizontal gradient
+    sharp, blurred = photograph(image, blur=(0, 0), quality=(95, 95)), photograph(image, blur=(1, 1), quality=(95, 95))
+    assert detail(blurred) < 0.8 * detail(sharp)
+    inner = MuralPatchDataset(None, patch_size=32, patches_per_image=2, n_murals=2, mural_size=96)
+    plain, photo = PaintedDamage(inner, seed=0, photo=False)[1], PaintedDamage(inner, seed=0)[1]
+    assert torch.equal(photo["mask"], plain["mask"])
+    known = photo["mask"].bool().expand_as(photo["image"])
+    change = (photo["corrupted"] - photo["image"])[known].abs().mean()
+    assert 0 < change < 0.1  # the known pixels went through the camera too: changed, a little
