@@ -137,9 +137,9 @@ def test_bench_scores_a_given_detector_at_a_threshold_chosen_on_validation(tmp_p
         save_checkpoint(tmp_path / name, model=net(**spec).state_dict(),
                         config={"model": {"name": net.__name__, **spec}})
     pool = tmp_path / "pool"
-    for split, n in (("train", 2), ("heldout", 2)):
-        for i in range(n):
-            save_image(make_mural(128, seed=20 + 10 * n + i), pool / split / f"m{i}.png")
+    for k, split in enumerate(("train", "heldout")):
+        for i in range(2):
+            save_image(make_mural(128, seed=20 + 10 * k + i), pool / split / f"m{i}.png")
     bench("--pool", pool, "--data", data, "--held-out", "wall.png", "--patch", "64", "--per-image", "2",
           "--pool-per-image", "1", "--checkpoint", tmp_path / "res.pt", "--detector-checkpoint", tmp_path / "det.pt",
           "--out", tmp_path / "out")
