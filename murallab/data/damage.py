@@ -61,7 +61,8 @@ def flake_masks(hole_ratio: torch.Tensor, height: int, width: int | None = None,
     """Flaking-shaped masks: blobs with jagged edges, each with exactly the hole ratio asked for (to the pixel).
 
     A smooth field (Gaussian-blurred noise of σ = 1/16 to 1/6 of the image, drawn per call: the blobs) plus a rough
-    one (σ = 1.5 px: the jagged edges) is cut at its ``hole_ratio`` quantile: the lowest ``ρ·H·W`` pixels become the hole.
+    one (σ = 1.5 px: the jagged edges) is cut at its ``hole_ratio`` quantile: the lowest ``ρ·H·W`` pixels become
+    the hole.
 
     Args:
         hole_ratio: ``(B,)`` hole fractions in (0, 1).
@@ -75,11 +76,8 @@ def flake_masks(hole_ratio: torch.Tensor, height: int, width: int | None = None,
     blob = max(height, width) * float(_uniform(1, 1 / 16, 1 / 6, g))
     field = _noise((b, 1, height, width), blob, g) + 0.35 * _noise((b, 1, height, width), 1.5, g)
     n_hole = (hole_ratio.float() * height * width).round().long()
-    order = field.flatten(1).argsort(dim=1)
-    known = torch.ones(b, height * width)
-    for i in range(b):
-        known[i, order[i, :n_hole[i]]] = 0
-    return known.view(b, 1, height, width)
+    rank = field.flatten(1).argsort(dim=1).argsort(dim=1)  # each pixel's place in its field's order
+    return (rank >= n_hole[:, None]).float().view(b, 1, height, width)
 
 
 def paint_damage(image: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
@@ -151,6 +149,8 @@ class PaintedDamage(Dataset):
     and ``"masked"`` follow). The damage is fixed per (seed, epoch, index); ``set_epoch`` passes through."""
 
     def __init__(self, dataset: Dataset, seed: int = 0, flakes: float = 0.5, photo: bool = True):
+        if not 0 <= flakes <= 1:
+            raise ValueError(f"flakes is the fraction of masks redrawn as flakes, in [0, 1]; got {flakes}")
         self.dataset, self.seed, self.flakes, self.photo, self.epoch = dataset, seed, flakes, photo, 0
 
     def __len__(self) -> int:

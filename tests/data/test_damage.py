@@ -81,6 +81,8 @@ def test_painted_damage_redraws_masks_as_flakes_keeping_the_hole_ratio(flakes):
         assert torch.equal(sample["corrupted"][known], sample["image"][known])
         assert torch.equal(sample["mask"], original["mask"]) == (flakes == 0)
         assert abs(sample["mask"].sum() - original["mask"].sum()) <= 1  # the same hole ratio, to the pixel
+    with pytest.raises(ValueError, match="flakes is the fraction"):
+        PaintedDamage(inner, flakes=50)  # a percentage where a fraction is expected
 
 
 def test_photograph_is_a_jpeg_round_trip_as_pillow_writes_it():
