@@ -13,7 +13,8 @@
    blurred by σ = 1, 2, 4, 8 px in the holes (metrics.blurred_truth).
 3. Trains the preset for its own epochs (the preset is sized to the budget), or --epochs, or for --minutes of wall
    time: then the number of epochs is set from a measured step time, so the cosine learning rate anneals fully
-   within the budget. (--checkpoint scores a trained restorer instead.)
+   within the budget. (--checkpoint scores a trained restorer instead; --self-ensemble scores the mean of its
+   outputs on each patch and its three flips.)
 4. Detection: trains the blind preset (dual decoder, painted damage) for --detector-minutes on the same training
    murals (--detector-checkpoint scores a trained one instead), chooses its threshold on validation data (painted
    damage on patches of the training murals) and scores its damage map on bodhisattva_damaged.png against the
@@ -168,6 +169,8 @@ def main():
     ap.add_argument("--epochs", type=int, help="restorer epochs, instead of the preset's")
     ap.add_argument("--checkpoint", type=Path, help="score this trained restorer (best.pt) instead of training one; "
                     "with --held-out cave_wall_large.jpg it measures the in-domain ceiling")
+    ap.add_argument("--self-ensemble", action="store_true", help="score the mean of the restorer's outputs on the "
+                    "patch and its three flips (test-time augmentation: four times the time)")
     ap.add_argument("--detector-checkpoint", type=Path, help="score this detector instead of training one, e.g. "
                     "pretrained:detector")
     ap.add_argument("--patch", type=int, default=256)
@@ -210,7 +213,9 @@ def main():
             training = {"train_minutes": seconds / 60, "steps": result["steps"], "epochs": result["epochs"]}
         model, _ = load_model(args.checkpoint or args.out / "restorer" / "best.pt", args.device)
         t0 = time.perf_counter()
-        ours = torch.stack([restore(model, i, m, tile=256, overlap=32) for i, m in zip(images, masks)])
+        flips = [(), (-1,), (-2,), (-2, -1)] if args.self_ensemble else [()]  # a flipped mural is still a mural
+        ours = torch.stack([sum(restore(model, i.flip(f), m.flip(f), tile=256, overlap=32).flip(f) for f in flips)
+                            / len(flips) for i, m in zip(images, masks)])
         results["murallab"] = scores(ours, images, masks) | training | {
             "seconds_per_patch": (time.perf_counter() - t0) / len(images)}
 

@@ -118,6 +118,34 @@ def test_bench_scores_a_given_checkpoint_the_same(trained):
     assert second["murallab"]["checkpoint"].endswith("best.pt")
 
 
+def test_bench_self_ensemble_scores_the_mean_of_the_unflipped_outputs(trained):
+    """--self-ensemble: the score of the mean over the patch and its three flips, each output flipped back; computed
+    here on the whole batch with the network called directly."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from restoration import held_out_patches, scores
+
+    from murallab.data import random_walk_masks
+    from murallab.train import load_model
+
+    common, out, _ = trained
+    flipped = out.parent / "flipped"
+    bench(*common, "--checkpoint", out / "restorer" / "best.pt", "--self-ensemble", "--out", flipped)
+    report = json.loads((flipped / "results.json").read_text())["results"]["murallab"]
+    data = Path(common[common.index("--data") + 1])
+    images = held_out_patches(data, ["small.png", "damaged.png"], 64, 3, 0)
+    masks = random_walk_masks(len(images), 64, hole_ratio=(0.1, 0.4), seed=1)
+    model, _ = load_model(out / "restorer" / "best.pt", "cpu")
+    with torch.no_grad():
+        outputs = [model((images * masks).flip(f), masks.flip(f)).clamp(0, 1).flip(f)
+                   for f in ((), (3,), (2,), (2, 3))]
+    mean = masks * images + (1 - masks) * sum(outputs) / 4
+    expected = scores(mean, images, masks)
+    for key in ("psnr", "ssim", "psnr_hole"):
+        assert report[key] == pytest.approx(expected[key], abs=1e-3)
+    single = json.loads((out / "results.json").read_text())["results"]["murallab"]
+    assert report["psnr"] != pytest.approx(single["psnr"], abs=1e-3)  # the flips changed something
+
+
 def test_bench_scores_a_given_detector_at_a_threshold_chosen_on_validation(tmp_path):
     """--detector-checkpoint: the threshold is the IoU-best of the sweep on painted damage of patches of the
     training murals (validation); the bodhisattva's IoU, and painted damage on the held-out murals, photographed and

@@ -32,7 +32,7 @@ from torchvision.io import decode_jpeg, encode_jpeg
 from torchvision.transforms.functional import gaussian_blur
 
 from .datasets import set_epoch
-from .masks import composite
+from .masks import composite, random_walk_masks
 from .synthetic import PALETTE
 
 _EARTH = (0.62, 0.50, 0.36)  # a tan ground, the darker end of exposed plaster
@@ -130,6 +130,35 @@ def paint_damage(image: torch.Tensor, mask: torch.Tensor, *, seed: int = 0) -> t
     return out[0] if single else out
 
 
+def pale_paint(image: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intact pale paint added to ``image`` ``(3, H, W)``: ``(image with paint, paint mask)``, mask ``(1, H, W)``,
+    1 where the image is unchanged, 0 where paint was added.
+
+    Flaking shows pale plaster, but Dunhuang painters used pale colours too: lead white faces, cream halo lines. A
+    detector trained only on pale damage learns "pale = damage" and flags them (the shipped detector did, on the
+    bodhisattva's face and halo). These decoys are pale strokes or blobs (3-15 % of the image) of smooth paint:
+    a plaster-to-skin colour with a gentle mottle, grain and soft edges, but none of the damage's relief, cracks or
+    edge shadow. They are intact paint, so they stay *known*: only texture, not colour, tells them apart.
+    """
+    g = torch.Generator().manual_seed(seed)
+    h, w = image.shape[-2:]
+    ratio = _uniform(1, 0.03, 0.15, g).view(1)
+    strokes = torch.rand(1, generator=g).item() < 0.5
+    shape_seed = int(torch.randint(2**31, (1,), generator=g))
+    if strokes:  # a halo's lines
+        paint = random_walk_masks(1, h, w, hole_ratio=(float(ratio), float(ratio) + 0.02), seed=shape_seed)
+    else:  # blobs: a face, a robe
+        paint = flake_masks(ratio, h, w, seed=shape_seed)
+    paint = 1 - gaussian_blur(1 - paint, [5, 5], [0.8, 0.8])  # soft brush edges
+    white, skin = (torch.tensor(PALETTE[c]).view(3, 1, 1) for c in ("plaster", "skin"))
+    colour = torch.lerp(white, skin, torch.rand(1, generator=g)) * _uniform(1, 0.9, 1.12, g)[0]
+    colour = colour + 0.04 * _noise((1, 1, h, w), max(h, w) / 6, g)[0] + _uniform(1, 0, 0.03, g)[0] * torch.randn(
+        3, h, w, generator=g)  # the grain of paint and of the camera, as strong as the damage's at most
+    paint = paint[0].to(image.dtype)
+    kept = paint == 1
+    return torch.where(kept, image, torch.lerp(colour.clamp(0, 1).to(image.dtype), image, paint)), kept.to(image.dtype)
+
+
 def photograph(image: torch.Tensor, *, seed: int = 0, blur=(0.0, 1.0), quality=(60, 95)) -> torch.Tensor:
     """``image`` ``(3, H, W)`` in [0, 1] as a camera and a JPEG file would leave it: blurred by a Gaussian of
     σ ~ U(blur) px, then encoded and decoded as JPEG at a quality drawn from ``quality`` (torchvision.io)."""
@@ -146,12 +175,17 @@ class PaintedDamage(Dataset):
     """Adds ``"corrupted"`` (holes painted with :func:`paint_damage`, then the whole image through
     :func:`photograph` when ``photo``) to every sample of a dataset of ``{"image", "mask", ...}`` dicts. A fraction
     ``flakes`` of the samples get a :func:`flake_masks` mask of the same hole ratio in place of theirs (``"mask"``
-    and ``"masked"`` follow). The damage is fixed per (seed, epoch, index); ``set_epoch`` passes through."""
+    and ``"masked"`` follow), and a fraction ``decoys`` get intact :func:`pale_paint` added to their ``"image"``
+    first (it is paint, so it is in the truth too). The damage is fixed per (seed, epoch, index); ``set_epoch``
+    passes through."""
 
-    def __init__(self, dataset: Dataset, seed: int = 0, flakes: float = 0.5, photo: bool = True):
-        if not 0 <= flakes <= 1:
-            raise ValueError(f"flakes is the fraction of masks redrawn as flakes, in [0, 1]; got {flakes}")
+    def __init__(self, dataset: Dataset, seed: int = 0, flakes: float = 0.5, photo: bool = True,
+                 decoys: float = 0.0):
+        for name, value in (("flakes", flakes), ("decoys", decoys)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} is a fraction of the samples, in [0, 1]; got {value}")
         self.dataset, self.seed, self.flakes, self.photo, self.epoch = dataset, seed, flakes, photo, 0
+        self.decoys = decoys
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -164,9 +198,13 @@ class PaintedDamage(Dataset):
         sample = dict(self.dataset[idx])
         seed = (self.seed * 1_000_003 + self.epoch) * 1_000_003 + idx
         image, mask = sample["image"], sample["mask"]
-        if torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() < self.flakes:
+        draw = torch.rand(2, generator=torch.Generator().manual_seed(seed))
+        if draw[0].item() < self.flakes:
             mask = flake_masks(1 - mask.mean().view(1), *mask.shape[-2:], seed=seed)[0]
-            sample["mask"], sample["masked"] = mask, image * mask
+        if draw[1].item() < self.decoys:  # intact pale paint: part of the image, so part of the truth
+            image = pale_paint(image, seed=seed)[0]
+            sample["image"] = image
+        sample["mask"], sample["masked"] = mask, image * mask
         sample["corrupted"] = paint_damage(image, mask, seed=seed)
         if self.photo:
             sample["corrupted"] = photograph(sample["corrupted"], seed=seed)

@@ -30,7 +30,8 @@ from .trainer import TrainConfig
 
 DATA_DEFAULTS = {"patch_size": 128, "patches_per_image": 8, "n_murals": 16, "mural_size": None,
                  "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "jitter": {}, "upscale": False,
-                 "scale": [1.0, 1.0], "hole_value": 0, "paint_damage": False, "flakes": 0.5}
+                 "scale": [1.0, 1.0], "hole_value": 0, "paint_damage": False, "flakes": 0.5,
+                 "decoys": 0.0}
 SECTIONS = {"name", "description", "init", "model", "loss", "data", "train", "phases"}
 
 
@@ -142,7 +143,8 @@ def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Datas
     restoration, and a fraction ``flakes`` of its masks are redrawn as flakes (:class:`murallab.data.PaintedDamage`)."""
     train, val = _split(data, data_dir, seed)
     if data["paint_damage"]:
-        train, val = (PaintedDamage(d, s, flakes=data["flakes"]) for d, s in ((train, seed), (val, seed + 1)))
+        train, val = (PaintedDamage(d, s, flakes=data["flakes"], decoys=data["decoys"])
+                      for d, s in ((train, seed), (val, seed + 1)))
     return train, val
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from murallab.data import (MuralPatchDataset, PaintedDamage, flake_masks, make_mural, paint_damage, photograph,
-                           random_walk_masks)
+from murallab.data import (MuralPatchDataset, PaintedDamage, flake_masks, make_mural, paint_damage, pale_paint,
+                           photograph, random_walk_masks)
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_painted_damage_redraws_masks_as_flakes_keeping_the_hole_ratio(flakes):
         assert torch.equal(sample["corrupted"][known], sample["image"][known])
         assert torch.equal(sample["mask"], original["mask"]) == (flakes == 0)
         assert abs(sample["mask"].sum() - original["mask"].sum()) <= 1  # the same hole ratio, to the pixel
-    with pytest.raises(ValueError, match="flakes is the fraction"):
+    with pytest.raises(ValueError, match="flakes is a fraction"):
         PaintedDamage(inner, flakes=50)  # a percentage where a fraction is expected
 
 
@@ -107,3 +107,40 @@ def test_photograph_blurs_and_the_dataset_photographs_the_whole_damaged_image():
     known = photo["mask"].bool().expand_as(photo["image"])
     change = (photo["corrupted"] - photo["image"])[known].abs().mean()
     assert 0 < change < 0.1  # the known pixels went through the camera too: changed, a little
+
+
+def test_pale_paint_is_pale_smooth_and_leaves_the_rest_alone():
+    """Decoys: pale paint on 3-15 % of the image (plus soft edges), every pixel it calls kept exactly the image's, and
+    inside, much less fine detail (a discrete Laplacian) than painted damage in the same place."""
+    laplacian = lambda x: (4 * x[..., 1:-1, 1:-1] - x[..., :-2, 1:-1] - x[..., 2:, 1:-1]  # noqa: E731
+                           - x[..., 1:-1, :-2] - x[..., 1:-1, 2:]).abs().mean(0)
+    detail = {"paint": [], "damage": []}
+    for i in range(4):
+        img = make_mural(96, seed=i)
+        out, kept = pale_paint(img, seed=i)
+        assert out.shape == img.shape and kept.shape == (1, 96, 96) and 0 <= out.min() and out.max() <= 1
+        assert 0.03 <= 1 - kept.mean() <= 0.3  # 3-15 % drawn, and the soft edges around it
+        same = kept.bool().expand_as(img)
+        assert torch.equal(out[same], img[same])
+        inside = (-torch.nn.functional.max_pool2d(-(1 - kept)[None], 9, 1, 4))[0, 0, 1:-1, 1:-1].bool()  # 4 px in
+        assert out.mean(0)[1:-1, 1:-1][inside].mean() > 0.6  # pale: plaster to skin
+        detail["paint"].append(laplacian(out)[inside])
+        detail["damage"].append(laplacian(paint_damage(img, kept, seed=i))[inside])
+    assert torch.cat(detail["paint"]).mean() < 0.6 * torch.cat(detail["damage"]).mean()
+    image = make_mural(96, seed=0)
+    assert torch.equal(pale_paint(image, seed=5)[0], pale_paint(image, seed=5)[0])
+    assert not torch.equal(pale_paint(image, seed=5)[0], pale_paint(image, seed=6)[0])
+
+
+def test_painted_damage_decoys_are_part_of_the_truth():
+    """With decoys the pale paint is in the target image (it is intact paint), and the damage is painted over it."""
+    inner = MuralPatchDataset(None, patch_size=48, patches_per_image=3, n_murals=2, mural_size=96)
+    plain, decoyed = PaintedDamage(inner, seed=0, photo=False), PaintedDamage(inner, seed=0, photo=False, decoys=1.0)
+    for i in range(len(inner)):
+        a, b = plain[i], decoyed[i]
+        assert torch.equal(a["mask"], b["mask"]) and not torch.equal(a["image"], b["image"])
+        assert torch.equal(b["masked"], b["image"] * b["mask"])
+        known = b["mask"].bool().expand_as(b["image"])
+        assert torch.equal(b["corrupted"][known], b["image"][known])
+    with pytest.raises(ValueError, match="decoys is a fraction"):
+        PaintedDamage(inner, decoys=-0.5)
