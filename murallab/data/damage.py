@@ -135,8 +135,8 @@ def pale_paint(image: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, tor
     1 where the image is unchanged, 0 where paint was added.
 
     Flaking shows pale plaster, but Dunhuang painters used pale colours too: lead white faces, cream halo lines. A
-    detector trained only on pale damage learns "pale = damage" and flags them (the shipped detector did, on the
-    bodhisattva's face and halo). These decoys are pale strokes or blobs (3-15 % of the image) of smooth paint:
+    detector trained only on pale damage learns "pale = damage" and flags them (the session-13 detector did, on the
+    bodhisattva's face and halo; BENCHMARKS.md). These decoys are pale strokes or blobs (3-15 % of the image) of smooth paint:
     a plaster-to-skin colour with a gentle mottle, grain and soft edges, but none of the damage's relief, cracks or
     edge shadow. They are intact paint, so they stay *known*: only texture, not colour, tells them apart.
     """
@@ -184,8 +184,8 @@ class PaintedDamage(Dataset):
         for name, value in (("flakes", flakes), ("decoys", decoys)):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} is a fraction of the samples, in [0, 1]; got {value}")
-        self.dataset, self.seed, self.flakes, self.photo, self.epoch = dataset, seed, flakes, photo, 0
-        self.decoys = decoys
+        self.dataset, self.seed, self.flakes, self.decoys, self.photo = dataset, seed, flakes, decoys, photo
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -140,7 +140,8 @@ def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Datas
     """Training and validation sets. Procedural murals and mural folders are split by mural (no patch of a
     validation mural is seen in training); the DLCV and Kaggle layouts by image. With ``paint_damage`` every
     sample also carries ``"corrupted"``: its holes painted as exposed plaster and photographed, for blind
-    restoration, and a fraction ``flakes`` of its masks are redrawn as flakes (:class:`murallab.data.PaintedDamage`)."""
+    restoration, a fraction ``flakes`` of its masks are redrawn as flakes, and a fraction ``decoys`` of its images get
+    intact pale paint (:class:`murallab.data.PaintedDamage`)."""
     train, val = _split(data, data_dir, seed)
     if data["paint_damage"]:
         train, val = (PaintedDamage(d, s, flakes=data["flakes"], decoys=data["decoys"])
