@@ -136,9 +136,10 @@ def pale_paint(image: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, tor
 
     Flaking shows pale plaster, but Dunhuang painters used pale colours too: lead white faces, cream halo lines. A
     detector trained only on pale damage learns "pale = damage" and flags them (the session-13 detector did, on the
-    bodhisattva's face and halo; BENCHMARKS.md). These decoys are pale strokes or blobs (3-15 % of the image) of smooth paint:
-    a plaster-to-skin colour with a gentle mottle, grain and soft edges, but none of the damage's relief, cracks or
-    edge shadow. They are intact paint, so they stay *known*: only texture, not colour, tells them apart.
+    bodhisattva's face and halo; BENCHMARKS.md). These decoys are pale strokes or blobs (3-15 % of the image) of
+    smooth paint: a plaster-to-skin colour with a gentle mottle, grain and soft edges, but none of the damage's
+    relief, cracks or edge shadow. They are intact paint, so they stay *known*: only texture, not colour, tells
+    them apart.
     """
     g = torch.Generator().manual_seed(seed)
     h, w = image.shape[-2:]
@@ -198,13 +199,14 @@ class PaintedDamage(Dataset):
         sample = dict(self.dataset[idx])
         seed = (self.seed * 1_000_003 + self.epoch) * 1_000_003 + idx
         image, mask = sample["image"], sample["mask"]
-        draw = torch.rand(2, generator=torch.Generator().manual_seed(seed))
-        if draw[0].item() < self.flakes:
+        redraw, decoy = (torch.rand(2, generator=torch.Generator().manual_seed(seed)) < torch.tensor(
+            [self.flakes, self.decoys])).tolist()
+        if redraw:
             mask = flake_masks(1 - mask.mean().view(1), *mask.shape[-2:], seed=seed)[0]
-        if draw[1].item() < self.decoys:  # intact pale paint: part of the image, so part of the truth
+        if decoy:  # intact pale paint: part of the image, so part of the truth
             image = pale_paint(image, seed=seed)[0]
-            sample["image"] = image
-        sample["mask"], sample["masked"] = mask, image * mask
+        if redraw or decoy:
+            sample.update(image=image, mask=mask, masked=image * mask)
         sample["corrupted"] = paint_damage(image, mask, seed=seed)
         if self.photo:
             sample["corrupted"] = photograph(sample["corrupted"], seed=seed)
