@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 NOTEBOOKS = $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 TUTORIAL := runs/tutorial
 
-.PHONY: setup tutorial test lab bench clean
+.PHONY: setup tutorial test lab bench gpu-data clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,12 @@ lab: setup
 
 bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+# the real murals, next to the working tree, for a lent GPU machine (bench/gpu_session.sh); never committed
+gpu-data:
+	mkdir -p gpu_data
+	cp -r ../shared/murals ../shared/murals_pool gpu_data/
+	chmod -R u+w gpu_data
 
 clean:
 	rm -rf runs

@@ -47,7 +47,7 @@ from murallab.data import (MuralPatchDataset, PaintedDamage, PairedAugment, list
                            load_mask, patch_positions, random_walk_masks)
 from murallab.nn import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
-from murallab.train import Phase, TrainConfig, fit, load_config, load_model, predict  # noqa: E402
+from murallab.train import Phase, TrainConfig, fit, load_config, load_model, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
@@ -130,10 +130,7 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
     for n, batch in enumerate(itertools.islice(itertools.cycle(probe), 9)):  # step 0 warms up (allocations,
         if n == 1:                                                         # first calls); steps 1-8 are timed
             t0 = time.perf_counter()
-        total, _ = loss(predict(model, batch), batch["image"], batch["mask"])
-        opt.zero_grad()
-        total.backward()
-        opt.step()
+        train_step(model, loss, batch, opt, grad_clip=train_cfg.grad_clip)
     step_seconds = (time.perf_counter() - t0) / 8
     model.load_state_dict(state)
     budget = epochs is None and minutes is not None  # as many as fit (a busy machine measures slow steps: --epochs)

@@ -10,7 +10,7 @@
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import build_run, load_config
 from .phases import Phase, apply_phase
-from .trainer import NonFiniteLossError, TrainConfig, fit, predict, validate
+from .trainer import NonFiniteLossError, TrainConfig, fit, predict, train_step, validate
 
 __all__ = ["load_checkpoint", "load_model", "save_checkpoint", "build_run", "load_config", "Phase", "apply_phase",
-           "NonFiniteLossError", "TrainConfig", "fit", "predict", "validate"]
+           "NonFiniteLossError", "TrainConfig", "fit", "predict", "train_step", "validate"]

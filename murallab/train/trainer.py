@@ -45,6 +45,12 @@ class TrainConfig:
         hardware, bf16 autocast measured 3.5x slower than fp32.
     monitor: the validation metric for early stopping and ``best.pt`` (higher is better): "psnr", "ssim" or
         "psnr_hole"; or "loss" (lower is better).
+    channels_last: keep the network's weights and every batch in NHWC memory ("channels last"), the layout in
+        which a GPU's tensor cores run bf16 and fp16 convolutions without transposing; the same numbers as NCHW.
+    compile: ``torch.compile`` the network (``nn.Module.compile``: its weights and checkpoints are unchanged); the
+        first steps are slow while it compiles, and on a CPU it needs a C++ compiler.
+    num_workers: data-loader processes (pinned memory on CUDA). They are started afresh every epoch, not
+        persistent: each epoch draws new masks (``set_epoch``), which workers kept alive would not see.
     """
 
     batch_size: int = 8
@@ -58,6 +64,8 @@ class TrainConfig:
     num_workers: int = 0
     device: str | None = None
     progress_bar: bool = True
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         if self.amp not in (None, "bf16", "fp16"):
@@ -67,7 +75,13 @@ class TrainConfig:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or inf; training stopped and the last good checkpoint was kept."""
+    """The loss became NaN or inf; training stopped and the last good checkpoint was kept.
+
+    ``loss`` is the value, ``terms`` the loss terms as text (``"hole=nan, tv=0.01"``)."""
+
+    def __init__(self, message: str, loss: float | None = None, terms: str = ""):
+        super().__init__(message)
+        self.loss, self.terms = loss, terms
 
 
 def _net(model):
@@ -81,12 +95,41 @@ def predict(model, batch: dict):
     return model(*_net(model).inputs(batch))
 
 
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def _to(batch: dict, device, channels_last: bool = False) -> dict:
+    def move(v):
+        nhwc = channels_last and v.dim() == 4
+        return v.to(device, non_blocking=True, memory_format=torch.channels_last if nhwc else torch.preserve_format)
+    return {k: move(v) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train_step(net, loss_fn, batch: dict, opt, *, scaler=None, amp_dtype=None, grad_clip=None, params=None):
+    """One optimisation step on a batch already on the device; returns ``(total, terms, output)``.
+
+    Forward and loss under autocast (``amp_dtype`` bf16/fp16, or None for fp32), then backward, gradient-norm
+    clipping of ``params`` (default: all of ``net``'s) at ``grad_clip``, and the optimiser step, through ``scaler``
+    (a ``torch.amp.GradScaler``, for fp16). A loss that is NaN or inf raises NonFiniteLossError before anything
+    is updated, naming the loss terms.
+    """
+    device_type = batch["image"].device.type
+    with torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        output = predict(net, batch)
+        total, terms = loss_fn(output, batch["image"], batch["mask"])
+    if not torch.isfinite(total):
+        shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+        raise NonFiniteLossError(f"the loss is {total.item()}; terms: {shown}", total.item(), shown)
+    scaler = scaler or torch.amp.GradScaler(device_type, enabled=False)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    if grad_clip:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params if params is not None else net.parameters(), grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return total, terms, output
 
 
 @torch.no_grad()
-def validate(model, loss_fn, loader, device, amp_dtype=None) -> dict[str, float]:
+def validate(model, loss_fn, loader, device, amp_dtype=None, channels_last: bool = False) -> dict[str, float]:
     """Mean loss, PSNR, SSIM and hole-only PSNR of the composite over ``loader`` (per image, then averaged).
 
     For a blind network also the IoU of its damage map (P(damage) >= ``metrics.DAMAGE_THRESHOLD``) with the true
@@ -95,7 +138,7 @@ def validate(model, loss_fn, loader, device, amp_dtype=None) -> dict[str, float]
     model.eval()
     sums, n = {}, 0
     for batch in loader:
-        batch = _to(batch, device)
+        batch = _to(batch, device, channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             out = predict(model, batch)
             total, _ = loss_fn(out, batch["image"], batch["mask"])
@@ -123,18 +166,18 @@ def _seed_everything(cfg: TrainConfig) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _loader(dataset, cfg: TrainConfig, epoch: int, *, train: bool) -> DataLoader:
+def _loader(dataset, cfg: TrainConfig, epoch: int, *, train: bool, pin: bool = False) -> DataLoader:
     """Shuffled batches whose order depends only on (seed, epoch); sharded by rank under torchrun."""
     set_epoch(dataset, epoch if train else 0)  # fresh masks (and painted damage) every epoch
+    common = dict(drop_last=train, num_workers=cfg.num_workers, pin_memory=pin)
     rank, size = distributed.world()
     if size > 1:
         sampler = DistributedSampler(dataset, num_replicas=size, rank=rank, shuffle=train, seed=cfg.seed,
                                      drop_last=train)
         sampler.set_epoch(epoch)
-        return DataLoader(dataset, cfg.batch_size, sampler=sampler, drop_last=train, num_workers=cfg.num_workers)
+        return DataLoader(dataset, cfg.batch_size, sampler=sampler, **common)
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    return DataLoader(dataset, cfg.batch_size, shuffle=train, generator=g, drop_last=train,
-                      num_workers=cfg.num_workers)
+    return DataLoader(dataset, cfg.batch_size, shuffle=train, generator=g, **common)
 
 
 def _by_source(sets) -> dict:
@@ -226,11 +269,14 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.amp]
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs a CUDA GPU; on a CPU use amp='bf16' or None")
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     loss_fn.to(device)
     ddp = distributed.world()[1] > 1
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                   find_unused_parameters=True) if ddp else model
+    if cfg.compile:
+        net.compile()
+    pin = device.type == "cuda"
     config = dict(config or {}, phases=[p.to_dict() for p in phases], train=asdict(cfg))
     higher = cfg.monitor != "loss"
 
@@ -266,7 +312,7 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     for i, phase in enumerate(phases):
         if i < progress["phase"]:
             continue
-        train_set, val_loader = train_sets[phase.data], _loader(val_sets[phase.data], cfg, 0, train=False)
+        train_set, val_loader = train_sets[phase.data], _loader(val_sets[phase.data], cfg, 0, train=False, pin=pin)
         params = apply_phase(model, phase)
         opt = torch.optim.Adam(params, lr=phase.lr)
         steps_per_epoch = len(_loader(train_set, cfg, 0, train=True))
@@ -283,30 +329,21 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
 
         for epoch in range(progress["epoch"], phase.epochs):
             net.train()
-            loader = _loader(train_set, cfg, progress["global_epoch"], train=True)
+            loader = _loader(train_set, cfg, progress["global_epoch"], train=True, pin=pin)
             bar = tqdm(loader, desc=f"{phase.name} {epoch + 1}/{phase.epochs}", disable=not (main and cfg.progress_bar),
                        leave=False, mininterval=1.0)
             t0 = time.perf_counter()
             for batch in bar:
-                batch = _to(batch, device)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    output = predict(net, batch)
-                    total, terms = loss_fn(output, batch["image"], batch["mask"])
-                if not torch.isfinite(total):
-                    shown = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-                    total = total.detach()
+                batch = _to(batch, device, cfg.channels_last)
+                try:
+                    total, terms, output = train_step(net, loss_fn, batch, opt, scaler=scaler, amp_dtype=amp_dtype,
+                                                      grad_clip=cfg.grad_clip, params=params)
+                except NonFiniteLossError as e:
                     raise NonFiniteLossError(
-                        f"the loss is {total.item()} at step {progress['step'] + 1} (phase {phase.name!r}, epoch "
-                        f"{epoch + 1}); terms: {shown}. Training stopped; the last good checkpoint is kept at "
+                        f"the loss is {e.loss} at step {progress['step'] + 1} (phase {phase.name!r}, epoch "
+                        f"{epoch + 1}); terms: {e.terms}. Training stopped; the last good checkpoint is kept at "
                         f"{last_path if last_path.exists() else '(none yet: it failed in the first epoch)'}. "
-                        f"Try a lower learning rate, grad_clip, or amp=None.")
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(total).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
+                        f"Try a lower learning rate, grad_clip, or amp=None.") from None
                 sched.step()
                 progress["step"] += 1
                 step = progress["step"]
@@ -322,7 +359,8 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
                     log.images(step, "train/masked|restored|target", [batch["masked"], restored, batch["image"]])
             bar.close()
 
-            val = distributed.mean_across_ranks(validate(net, loss_fn, val_loader, device, amp_dtype), device)
+            val = distributed.mean_across_ranks(validate(net, loss_fn, val_loader, device, amp_dtype,
+                                                         cfg.channels_last), device)
             progress["epoch"] = epoch + 1
             progress["global_epoch"] += 1
             log.scalars(progress["step"], {f"val/{k}": v for k, v in val.items()}

@@ -16,7 +16,7 @@ from torch import nn
 
 from murallab.nn import PConvUNet
 from murallab.train import (NonFiniteLossError, Phase, apply_phase, build_run, fit, load_checkpoint,
-                            load_config, load_model)
+                            load_config, load_model, train_step)
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"model": {"name": "PConvUNet", "layers": 2, "base": 4},
@@ -232,6 +232,55 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path):
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["progress"]["step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_train_step_is_forward_backward_clip_adam_and_refuses_a_nan_loss():
+    """train_step against the same step written out by hand on a copy of the network; a NaN loss leaves the
+    weights alone."""
+    torch.manual_seed(0)
+    model = PConvUNet(layers=2, base=4)
+    twin = PConvUNet(layers=2, base=4)
+    twin.load_state_dict(model.state_dict())
+    image = torch.rand(4, 3, 32, 32)
+    mask = (torch.rand(4, 1, 32, 32) > 0.3).float()
+    batch = {"image": image, "mask": mask, "masked": image * mask}
+
+    def l1(out, target, m):
+        return (out[0] - target).abs().mean() * 1e3, {"l1": 0.0}  # large: the clipping acts
+    opt, twin_opt = torch.optim.Adam(model.parameters(), lr=1e-2), torch.optim.Adam(twin.parameters(), lr=1e-2)
+    train_step(model, l1, batch, opt, grad_clip=0.5)
+    loss = (twin(image * mask, mask)[0] - image).abs().mean() * 1e3
+    loss.backward()
+    assert torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.5) > 0.5
+    twin_opt.step()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    with pytest.raises(NonFiniteLossError, match="the loss is nan; terms: l1=nan") as caught:
+        train_step(model, lambda out, t, m: (out[0].mean() * float("nan"), {"l1": float("nan")}), batch, opt)
+    assert math.isnan(caught.value.loss)
+    assert all(torch.equal(before[k], v) for k, v in model.named_parameters())  # (BN statistics do move)
+
+
+@pytest.mark.parametrize("model", [{"name": "PConvUNet", "layers": 2, "base": 4},
+                                   {"name": "UNet", "layers": 2, "base": 4, "refine": True},
+                                   {"name": "FFCUNet", "base": 4, "blocks": 1}])
+def test_channels_last_trains_the_same_network(tmp_path, model):
+    """NHWC weights and batches (TrainConfig.channels_last) are a memory layout, not another computation: the same
+    losses and weights as NCHW, to float tolerance (other kernels)."""
+    runs = {}
+    for flag in (False, True):
+        cfg = tiny(model=model, train__channels_last=flag)
+        r, result = run(cfg, tmp_path / str(flag))
+        conv = next(m for m in r["model"].modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == flag
+        runs[flag] = r["model"].state_dict(), result["history"]["train/loss"]
+    (nchw, loss_a), (nhwc, loss_b) = runs[False], runs[True]
+    assert [s for s, _ in loss_a] == [s for s, _ in loss_b]
+    torch.testing.assert_close([v for _, v in loss_b], [v for _, v in loss_a], rtol=1e-3, atol=1e-5)
+    for k in nchw:
+        torch.testing.assert_close(nhwc[k].contiguous(), nchw[k], rtol=1e-3, atol=1e-4, msg=k)
 
 
 # --- configs ----------------------------------------------------------------------------------------------
