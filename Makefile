@@ -42,9 +42,11 @@ bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 # the real murals, next to the working tree, for a lent GPU machine (bench/gpu_session.sh); never committed
+# (PEER_NET=path/to/net.py also copies naoto0804's PConvUNet, MIT licence, for bench/partial_conv.py --peer)
 gpu-data:
 	mkdir -p gpu_data
 	cp -r ../shared/murals ../shared/murals_pool gpu_data/
+	$(if $(PEER_NET),cp $(PEER_NET) gpu_data/naoto0804_net.py)
 	chmod -R u+w gpu_data
 
 clean:

@@ -7,7 +7,8 @@
    input, interleaved in one process. Goal: at most 1.3x the plain convolution.
 2. With ``--unet``: one Adam step of PConvUNet (the paper's 7 layers, base 64, and a CPU-sized 5 layers, base 16) on
    batch x 3 x size x size, in images/s, against the plain-convolution UNet of the same shape. On CUDA it also
-   compares fp32 with bf16 autocast.
+   compares fp32 with bf16 autocast. ``--peer path/to/net.py`` adds naoto0804's PConvUNet (the popular port) with the
+   same step.
 Timings are medians over ``--repeats`` interleaved runs, so a drifting machine affects both sides alike.
 """
 
@@ -66,14 +67,36 @@ def layer_bench(args) -> None:
     print(f"  ratio {ratio:.2f}x   goal <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'}")
 
 
+def peer_pconv_unet(path: str) -> nn.Module:
+    """naoto0804's PConvUNet (the paper's 7 layers) from its ``net.py`` (MIT licence; not part of the kit): pass the
+    file with ``--peer``. Its forward takes a 3-channel mask and returns ``(image, mask)``; wrapped here to the kit's
+    ``forward(image, mask) -> image``."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("naoto0804_net", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Peer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = module.PConvUNet()
+
+        def forward(self, image, mask):
+            return self.net(image * mask, mask.expand_as(image))[0]
+    return Peer()
+
+
 def unet_bench(args) -> None:
     g = torch.Generator().manual_seed(0)
     image = torch.rand(args.batch, 3, args.size, args.size, generator=g).to(args.device)
     mask = random_walk_masks(args.batch, args.size, seed=0).to(args.device)
     dtypes = [torch.float32] + ([torch.bfloat16] if args.device == "cuda" else [])
+    nets = [("PConvUNet(7, base 64)", PConvUNet()), ("UNet(7, base 64)", UNet()),
+            ("PConvUNet(5, base 16)", PConvUNet(5, base=16)), ("UNet(5, base 16)", UNet(5, base=16))]
+    if args.peer:
+        nets.insert(1, ("naoto0804 PConvUNet(7)", peer_pconv_unet(args.peer)))
     fns = {}
-    for name, model in [("PConvUNet(7, base 64)", PConvUNet()), ("UNet(7, base 64)", UNet()),
-                        ("PConvUNet(5, base 16)", PConvUNet(5, base=16)), ("UNet(5, base 16)", UNet(5, base=16))]:
+    for name, model in nets:
         model = model.to(args.device).train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         for dtype in dtypes:
@@ -97,6 +120,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--unet", action="store_true", help="also time PConvUNet train steps")
+    ap.add_argument("--peer", help="with --unet: naoto0804's net.py, whose PConvUNet is timed beside the kit's")
     args = ap.parse_args()
     layer_bench(args)
     if args.unet:
