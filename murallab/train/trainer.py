@@ -42,7 +42,8 @@ class TrainConfig:
     """Settings shared by all phases.
 
     amp: None (fp32), "bf16" or "fp16" (CUDA only, with a GradScaler). Off by default: on CPUs without bf16
-        hardware, bf16 autocast measured 3.5x slower than fp32.
+        hardware, bf16 autocast measured 3.5x slower than fp32; on one with AMX (``amx_bf16`` in /proc/cpuinfo),
+        1.33x faster, 1.49x with ``channels_last`` (BENCHMARKS.md).
     monitor: the validation metric for early stopping and ``best.pt`` (higher is better): "psnr", "ssim" or
         "psnr_hole"; or "loss" (lower is better).
     channels_last: keep the network's weights and every batch in NHWC memory ("channels last"), the layout in
