@@ -42,7 +42,7 @@ from murallab.train.trainer import _to  # noqa: E402
 BAR_BF16 = 1.5
 
 
-def batch_for(n: int, size: int, device: str, seed: int = 0) -> dict:
+def batch_for(n: int, size: int, seed: int = 0) -> dict:
     """``n`` procedural murals of ``size`` px with random-walk holes, as the training loop's batch dict."""
     image = make_murals(n, size, seed=seed)
     mask = random_walk_masks(n, size, seed=seed)
@@ -55,7 +55,7 @@ def variants(compile_too: bool) -> list[dict]:
 
 
 def name_of(v: dict) -> str:
-    return (v["amp"] or "fp32") + (" channels_last" if v["channels_last"] else "") + (" compile" if v["compile"] else "")
+    return " ".join([v["amp"] or "fp32"] + [k for k in ("channels_last", "compile") if v[k]])
 
 
 def bench_config(path: str, device: str, repeats: int, batch: int | None, size: int | None,
@@ -66,7 +66,7 @@ def bench_config(path: str, device: str, repeats: int, batch: int | None, size: 
     torch.manual_seed(0)
     model, loss = build_model(**cfg["model"]).to(device).train(), build_loss(cfg["loss"]).to(device)
     clip = cfg["train"]["grad_clip"]
-    plain = batch_for(n, px, device)
+    plain = batch_for(n, px)
     steps = {}
     for v in variants(compile_too):
         net = copy.deepcopy(model)
@@ -101,7 +101,7 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time each variant under torch.compile")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args()
-    args.config = args.config or ["configs/real_gpu.yaml" if args.device.startswith("cuda") else "configs/real_cpu.yaml"]
+    args.config = args.config or [f"configs/real_{'gpu' if args.device.startswith('cuda') else 'cpu'}.yaml"]
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
     results = {}
