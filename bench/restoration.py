@@ -49,6 +49,7 @@ from murallab.nn import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
 from murallab.train import Phase, TrainConfig, fit, load_config, load_model, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
+from murallab.train.trainer import _to  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,13 +125,25 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
         train_set, val_set = PaintedDamage(train_set, seed), PaintedDamage(val_set, seed + 1)
     phases, train_cfg = [Phase(**p) for p in cfg["phases"]], TrainConfig(**cfg["train"])
     steps_per_epoch = len(train_set) // train_cfg.batch_size
-    probe = torch.utils.data.DataLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True)
+    # the step time as fit will see it: on the device, with the preset's precision, memory format and loader workers
+    cuda = device.startswith("cuda")
+    probe = torch.utils.data.DataLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True,
+                                        num_workers=train_cfg.num_workers, pin_memory=cuda)
+    model.to(device, memory_format=torch.channels_last if train_cfg.channels_last else torch.preserve_format)
+    loss.to(device)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[train_cfg.amp]
+    scaler = torch.amp.GradScaler("cuda", enabled=train_cfg.amp == "fp16")
     opt = torch.optim.Adam(model.parameters(), lr=1e-6)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for n, batch in enumerate(itertools.islice(itertools.cycle(probe), 9)):  # step 0 warms up (allocations,
         if n == 1:                                                         # first calls); steps 1-8 are timed
+            if cuda:
+                torch.cuda.synchronize()
             t0 = time.perf_counter()
-        train_step(model, loss, batch, opt, grad_clip=train_cfg.grad_clip)
+        train_step(model, loss, _to(batch, device, train_cfg.channels_last), opt, scaler=scaler, amp_dtype=amp,
+                   grad_clip=train_cfg.grad_clip)
+    if cuda:
+        torch.cuda.synchronize()
     step_seconds = (time.perf_counter() - t0) / 8
     model.load_state_dict(state)
     budget = epochs is None and minutes is not None  # as many as fit (a busy machine measures slow steps: --epochs)
