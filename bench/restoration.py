@@ -49,7 +49,7 @@ from murallab.nn import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
 from murallab.train import Phase, TrainConfig, fit, load_config, load_model, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
-from murallab.train.trainer import _to  # noqa: E402
+from murallab.train.trainer import AMP_DTYPES, _to  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
                                         num_workers=train_cfg.num_workers, pin_memory=cuda)
     model.to(device, memory_format=torch.channels_last if train_cfg.channels_last else torch.preserve_format)
     loss.to(device)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[train_cfg.amp]
+    amp = AMP_DTYPES[train_cfg.amp]
     scaler = torch.amp.GradScaler("cuda", enabled=train_cfg.amp == "fp16")
     opt = torch.optim.Adam(model.parameters(), lr=1e-6)
     state = {k: v.clone() for k, v in model.state_dict().items()}

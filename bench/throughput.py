@@ -36,7 +36,7 @@ from murallab.data import make_murals, random_walk_masks  # noqa: E402
 from murallab.nn import build_model  # noqa: E402
 from murallab.train import load_config, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
-from murallab.train.trainer import _to  # noqa: E402
+from murallab.train.trainer import AMP_DTYPES, _to  # noqa: E402
 
 #: issue 14's goal on a GPU: bf16 (channels-last) at least this many times fp32's images/s
 BAR_BF16 = 1.5
@@ -76,7 +76,7 @@ def bench_config(path: str, device: str, repeats: int, batch: int | None, size: 
             net.compile()
         opt = torch.optim.Adam(net.parameters(), lr=1e-5)
         b = _to(plain, device, v["channels_last"])
-        amp = {"bf16": torch.bfloat16, None: None}[v["amp"]]
+        amp = AMP_DTYPES[v["amp"]]
 
         def step(net=net, opt=opt, b=b, amp=amp):
             train_step(net, loss, b, opt, amp_dtype=amp, grad_clip=clip)

@@ -37,6 +37,10 @@ from .log import RunLog
 from .phases import Phase, apply_phase
 
 
+#: TrainConfig.amp -> the autocast dtype (None: fp32, autocast off)
+AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass
 class TrainConfig:
     """Settings shared by all phases.
@@ -267,7 +271,7 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     _seed_everything(cfg)
     device = distributed.setup(pick_device(cfg.device))
     main = distributed.is_main()
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[cfg.amp]
+    amp_dtype = AMP_DTYPES[cfg.amp]
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs a CUDA GPU; on a CPU use amp='bf16' or None")
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
