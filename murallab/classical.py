@@ -66,7 +66,8 @@ def push_pull(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     w = w.to(x.dtype)
     x = x * w
     levels = []
-    while min(x.shape[-2:]) > 1 and bool((w < 1).any()):  # push
+    # push; the early stop reads values, so a compiled graph pushes to 1 px (levels with w = 1 change nothing)
+    while min(x.shape[-2:]) > 1 and (torch.compiler.is_compiling() or bool((w < 1).any())):
         levels.append((x, w))
         total = F.avg_pool2d(w, 2, ceil_mode=True) * 4
         x = F.avg_pool2d(x * w, 2, ceil_mode=True) * 4 / total.clamp_min(1e-12)

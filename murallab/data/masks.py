@@ -322,6 +322,8 @@ def check_mask(mask: torch.Tensor, image: torch.Tensor | None = None, *, max_hol
     if image is not None and tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
         raise ValueError(f"{name} is {tuple(mask.shape[-2:])} (H, W) but the image is "
                          f"{tuple(image.shape[-2:])}: a mask must have exactly its image's size")
+    if torch.compiler.is_compiling():  # the checks below read values: not traceable (graph break)
+        return mask
     values = torch.unique(mask)
     if not bool(((values == 0) | (values == 1)).all()):
         raise ValueError(f"{name} must be binary (1 = known, 0 = hole), found values such as "
