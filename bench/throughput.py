@@ -9,8 +9,8 @@ random-walk holes: data loading is not timed here; ``bench/restoration.py`` time
 
 - ``fp32`` and ``bf16`` (autocast; on a CPU without bf16 hardware it is emulated and slow);
 - each also with ``channels_last`` (the weights and the batch stored NHWC, the layout of a GPU's tensor cores);
-- with ``--compile``, each also ``torch.compile``d (the first calls compile and are not timed). On a CPU the four
-  compiled variants take about 12 minutes to compile for ``real_cpu.yaml``'s FFCUNet (BENCHMARKS.md).
+- with ``--compile``, each also ``torch.compile``d (the first calls compile and are not timed). On a CPU the run took
+  about 9 minutes for ``real_cpu.yaml``'s FFCUNet, nearly all of it compiling (BENCHMARKS.md).
 
 Each variant gets its own copy of the network and optimiser, and the variants run interleaved ``--repeats`` times
 (medians), so a drifting machine affects all alike. Issue 14's GPU goal: bf16 at least 1.5x fp32 images/s.

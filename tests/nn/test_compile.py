@@ -1,4 +1,5 @@
-"""``TrainConfig.compile``: every network traces as one graph (no graph break) and computes what it computes eagerly.
+"""``TrainConfig.compile``: the four restoration networks trace as one graph (no graph break) and compute what they
+compute eagerly (the diffusion models still break the graph: they compile in pieces).
 
 Dynamo's ``eager`` backend traces without generating code, so this runs in seconds on a CPU; a graph break under
 ``fullgraph=True`` raises. The two data-dependent branches (``check_mask``'s value checks and push-pull's early
@@ -32,19 +33,13 @@ def test_networks_trace_as_one_graph(make):
     compiled = torch.compile(net, backend="eager", fullgraph=True)
     with torch.no_grad():
         want, got = net(*args), compiled(*args)
-    for w, g in zip(*(o if isinstance(o, tuple) else (o,) for o in (want, got))):
-        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)  # a tensor, or DualDecoderUNet's (image, P(damage))
 
 
 def test_compiled_push_pull_pushes_to_one_pixel_with_the_same_result():
-    """Odd sizes, so the pyramid's ceil-mode edge blocks are exercised, and a hole that the first levels fill."""
-    image, mask = torch.rand(1, 3, 37, 50), random_walk_masks(1, 64, seed=3)[..., :37, :50]
+    """Odd sizes, so the pyramid's ceil-mode edge blocks are exercised."""
+    image = torch.rand(1, 3, 37, 50, generator=torch.Generator().manual_seed(0))
+    mask = random_walk_masks(1, 64, seed=3)[..., :37, :50]
     got = torch.compile(push_pull, backend="eager", fullgraph=True)(image, mask)
     torch.testing.assert_close(got, push_pull(image, mask), rtol=1e-5, atol=1e-6)
 
-
-def test_a_wrong_mask_is_still_rejected_outside_a_compiled_graph():
-    net = UNet(layers=4, base=8).eval()
-    image, mask = _batch()
-    with pytest.raises(ValueError, match="must be binary"):
-        net(image, mask * 0.5)
