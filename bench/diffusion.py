@@ -12,7 +12,7 @@
    calls), one step (x̂_0 from pure noise: a regression), strided DDPM-50, RePaint (``--repaint``
    steps/jump/resamplings) with the condition hidden (the model as an unconditional one), and DDIM-50 with the
    condition hidden (the probe: what the condition is worth), and, for a model that refines a restorer's fill
-   (``refine="pretrained:restorer"``), that restorer alone; RePaint with the unconditional model
+   (``refine="pretrained:restorer-small"``), that restorer alone; RePaint with the unconditional model
    (``--unconditional``); with the multi-scale model (``--multiscale``), DiffuMural-lite at 25 DDIM calls per
    scale (50 in all, as DDIM-50), the same with the fine scale started from the coarse result at t = T/2, the 50
    calls split 5 + 45, 45 + 5 and 49 + 1 (the split that scored best on patches of training murals: a 32 px sample,

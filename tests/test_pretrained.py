@@ -54,7 +54,7 @@ def test_pretrained_names_resolve_anywhere_a_checkpoint_path_does(tmp_path, monk
     assert load_checkpoint("pretrained:restorer")["progress"]["step"] == 123
     assert isinstance(pretrained.load_pretrained("restorer"), type(build_model("FFCUNet", base=8, blocks=1)))
     with pytest.raises(ValueError, match="pretrained:nope: no such pretrained weights; the kit ships "
-                                         "pretrained:restorer, pretrained:detector"):
+                                         "pretrained:restorer, pretrained:restorer-small, pretrained:detector"):
         load_model("pretrained:nope")
     with pytest.raises(FileNotFoundError, match="pretrained:detector should be at .*murallab train --config"):
         load_model("pretrained:detector")
