@@ -49,7 +49,7 @@ from murallab.nn import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
 from murallab.train import Phase, TrainConfig, fit, load_config, load_model, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
-from murallab.train.trainer import AMP_DTYPES, _to  # noqa: E402
+from murallab.train.trainer import AMP_DTYPES, _to, resolve_amp  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,8 +131,9 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
                                         num_workers=train_cfg.num_workers, pin_memory=cuda)
     model.to(device, memory_format=torch.channels_last if train_cfg.channels_last else torch.preserve_format)
     loss.to(device)
-    amp = AMP_DTYPES[train_cfg.amp]
-    scaler = torch.amp.GradScaler("cuda", enabled=train_cfg.amp == "fp16")
+    amp_name = resolve_amp(train_cfg.amp, device)
+    amp = AMP_DTYPES[amp_name]
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_name == "fp16")
     opt = torch.optim.Adam(model.parameters(), lr=1e-6)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     for n, batch in enumerate(itertools.islice(itertools.cycle(probe), 9)):  # step 0 warms up (allocations,

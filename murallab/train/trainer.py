@@ -41,13 +41,26 @@ from .phases import Phase, apply_phase
 AMP_DTYPES = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def resolve_amp(amp: str | None, device) -> str | None:
+    """``TrainConfig.amp`` with ``"auto"`` made concrete for ``device``: bf16 where the hardware runs it natively (a
+    CUDA GPU with bf16, or a CPU with AMX tiles), else None (fp32); any other value is returned as is."""
+    if amp != "auto":
+        return amp
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else None
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return "bf16" if device.type == "cpu" and amx() else None
+
+
 @dataclass
 class TrainConfig:
     """Settings shared by all phases.
 
-    amp: None (fp32), "bf16" or "fp16" (CUDA only, with a GradScaler). Off by default: on CPUs without bf16
-        hardware, bf16 autocast measured 3.5x slower than fp32; on one with AMX (``amx_bf16`` in /proc/cpuinfo),
-        1.33x faster, 1.49x with ``channels_last`` (BENCHMARKS.md).
+    amp: None (fp32), "bf16", "fp16" (CUDA only, with a GradScaler) or "auto" (bf16 where the hardware has it,
+        else fp32: :func:`resolve_amp`). Off by default: on CPUs without bf16 hardware, bf16 autocast measured 3.5x
+        slower than fp32; on one with AMX (``amx_bf16`` in /proc/cpuinfo), 1.33x faster, 1.49x with
+        ``channels_last`` (BENCHMARKS.md).
     monitor: the validation metric for early stopping and ``best.pt`` (higher is better): "psnr", "ssim" or
         "psnr_hole"; or "loss" (lower is better).
     channels_last: keep the network's weights and every batch in NHWC memory ("channels last"), the layout in
@@ -73,8 +86,8 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self):
-        if self.amp not in (None, "bf16", "fp16"):
-            raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
+        if self.amp not in (None, "bf16", "fp16", "auto"):
+            raise ValueError(f"amp must be None, 'bf16', 'fp16' or 'auto', got {self.amp!r}")
         if self.monitor not in ("psnr", "ssim", "psnr_hole", "loss"):
             raise ValueError(f"monitor must be psnr, ssim, psnr_hole or loss, got {self.monitor!r}")
 
@@ -271,8 +284,9 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     _seed_everything(cfg)
     device = distributed.setup(pick_device(cfg.device))
     main = distributed.is_main()
-    amp_dtype = AMP_DTYPES[cfg.amp]
-    if cfg.amp == "fp16" and device.type != "cuda":
+    amp = resolve_amp(cfg.amp, device)
+    amp_dtype = AMP_DTYPES[amp]
+    if amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs a CUDA GPU; on a CPU use amp='bf16' or None")
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     loss_fn.to(device)
@@ -325,7 +339,7 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             raise ValueError(f"the training set has {len(train_set)} samples, fewer than one batch of "
                              f"{cfg.batch_size}: lower batch_size or add data")
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=phase.epochs * steps_per_epoch)
-        scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
         if ckpt is not None and progress["epoch"] > 0:  # resuming inside this phase
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
