@@ -62,46 +62,37 @@ def _diffusion(name: str, config: str, task: str, meta: dict) -> Weights:
                    meta={"hardware": "1 CPU thread of a 2-core machine", **meta})
 
 
+def _restorer(name: str, config: str, network: str, epochs: tuple[int, int], meta: dict, scores: tuple) -> Weights:
+    """A shipped restorer: the same recipe (one procedural epoch, ``epochs`` = (real, mixed) epochs) and benchmark.
+
+    ``scores``: (PSNR dB, SSIM) of this file from ``bench/restoration.py --checkpoint pretrained:NAME`` (200 held-out
+    256 px patches of 45 murals never trained on, random-walk holes of 10-40 %): overall, then per 10-20, 20-30 and
+    30-40 % bin; then on notebook 07 at its defaults (40 procedural 64 px patches, holes 1-60 %). OpenCV Telea beside
+    them."""
+    overall, *bins, procedural = scores
+    return Weights(
+        name=name, file=f"{name}.pt",
+        task=f"inpainting with a known mask{network}, model(masked, mask) -> image; it refines the push-pull fill with "
+             "fast Fourier convolutions (murallab/nn/ffc_unet.py)",
+        data=f"1,600 patches of 200 procedural murals (one epoch), then {POOL} ({epochs[0]} epochs), then both "
+             f"({epochs[1]} epochs)",
+        command=f"murallab train --config configs/{config}.yaml --data ../shared/murals_pool/train --out RUN && "
+                f"murallab export RUN/best.pt murallab/weights/{name}.pt",
+        meta={**meta, "scores": {
+            "pool_heldout": {"pretrained": overall, "telea": (24.63, 0.856)},
+            "pool_heldout_by_hole_ratio": dict(zip(("10-20%", "20-30%", "30-40%"), bins)),
+            "procedural_64px": {"pretrained": procedural, "telea": (32.94, 0.893)}}})
+
+
 WEIGHTS: dict[str, Weights] = {w.name: w for w in (
-    Weights(
-        name="restorer",
-        file="restorer.pt",
-        task="inpainting with a known mask: FFCUNet(base 48, blocks 6), model(masked, mask) -> image; it refines the "
-             "push-pull fill with fast Fourier convolutions (murallab/nn/ffc_unet.py)",
-        data=f"1,600 patches of 200 procedural murals (one epoch), then {POOL} (34 epochs), then both (2 epochs)",
-        command="murallab train --config configs/pretrained_restorer.yaml --data ../shared/murals_pool/train "
-                "--out RUN && murallab export RUN/best.pt murallab/weights/restorer.pt",
-        meta={"steps": 13164, "train_minutes": 115, "hardware": "2 CPU cores (bf16 autocast, channels-last, AMX)",
-              "scores": {
-                  # bench/restoration.py --checkpoint pretrained:restorer: 200 held-out 256 px patches of 45 murals
-                  # never trained on, random-walk holes of 10-40 %; (PSNR dB, SSIM), this file and OpenCV Telea
-                  "pool_heldout": {"pretrained": (26.66, 0.879), "telea": (24.63, 0.856)},
-                  "pool_heldout_by_hole_ratio": {"10-20%": (28.78, 0.928), "20-30%": (26.65, 0.886),
-                                                 "30-40%": (24.68, 0.826)},
-                  # notebook 07 at its defaults: 40 procedural 64 px patches, holes 1-60 %
-                  "procedural_64px": {"pretrained": (33.84, 0.900), "telea": (32.94, 0.893)},
-              }},
-    ),
-    Weights(
-        name="restorer-small",
-        file="restorer-small.pt",
-        task="inpainting with a known mask, small and fast (the shipped restorer of sessions 8-16; the diffusion "
-             "models refine its fill): FFCUNet(base 24, blocks 4), model(masked, mask) -> image; it refines the "
-             "push-pull fill with fast Fourier convolutions (murallab/nn/ffc_unet.py)",
-        data=f"1,600 patches of 200 procedural murals (one epoch), then {POOL} (20 epochs), then both (3 epochs)",
-        command="murallab train --config configs/pretrained_restorer_small.yaml --data ../shared/murals_pool/train "
-                "--out RUN && murallab export RUN/best.pt murallab/weights/restorer-small.pt",
-        meta={"steps": 8827, "train_minutes": 80, "hardware": "2 CPU cores",
-              "scores": {
-                  # bench/restoration.py --checkpoint pretrained:restorer-small: 200 held-out 256 px patches of 45
-                  # murals never trained on, random-walk holes of 10-40 %; (PSNR dB, SSIM), this file and OpenCV Telea
-                  "pool_heldout": {"pretrained": (26.39, 0.876), "telea": (24.63, 0.856)},
-                  "pool_heldout_by_hole_ratio": {"10-20%": (28.49, 0.926), "20-30%": (26.41, 0.883),
-                                                 "30-40%": (24.38, 0.822)},
-                  # notebook 07 at its defaults: 40 procedural 64 px patches, holes 1-60 %
-                  "procedural_64px": {"pretrained": (33.59, 0.898), "telea": (32.94, 0.893)},
-              }},
-    ),
+    _restorer("restorer", "pretrained_restorer", ": FFCUNet(base 48, blocks 6)", (34, 2),
+              {"steps": 13164, "train_minutes": 115, "hardware": "2 CPU cores (bf16 autocast, channels-last, AMX)"},
+              ((26.66, 0.879), (28.78, 0.928), (26.65, 0.886), (24.68, 0.826), (33.84, 0.900))),
+    _restorer("restorer-small", "pretrained_restorer_small",
+              ", small and fast (the shipped restorer of sessions 8-16; the diffusion models refine its fill): "
+              "FFCUNet(base 24, blocks 4)", (20, 3),
+              {"steps": 8827, "train_minutes": 80, "hardware": "2 CPU cores"},
+              ((26.39, 0.876), (28.49, 0.926), (26.41, 0.883), (24.38, 0.822), (33.59, 0.898))),
     Weights(
         name="detector",
         file="detector.pt",
