@@ -11,10 +11,10 @@
    (tiled composite), Telea, Navier-Stokes and push-pull (the floor). Reports PSNR, SSIM and hole-only PSNR per
    method, overall and per hole-ratio bin (10-20, 20-30, 30-40 %), and a ruler: the same scores for the truth
    blurred by σ = 1, 2, 4, 8 px in the holes (metrics.blurred_truth).
-3. Trains the preset for its own epochs (the preset is sized to the budget), or --epochs, or for --minutes of wall
-   time: then the number of epochs is set from a measured step time, so the cosine learning rate anneals fully
-   within the budget. (--checkpoint scores a trained restorer instead; --self-ensemble scores the mean of its
-   outputs on each patch and its three flips.)
+3. Trains the preset as it says (its epochs, or as many as fit in its phase's ``minutes``), or for --epochs, or
+   for --minutes of wall time: then, as for ``minutes``, the number of epochs is set from a measured step time
+   (Phase.minutes), so the cosine learning rate anneals fully within the budget. (--checkpoint scores a trained
+   restorer instead; --self-ensemble scores the mean of its outputs on each patch and its three flips.)
 4. Detection: trains the blind preset (dual decoder, painted damage) for --detector-minutes on the same training
    murals (--detector-checkpoint scores a trained one instead), chooses its threshold on validation data (painted
    damage on patches of the training murals) and scores its damage map on bodhisattva_damaged.png against the
@@ -27,9 +27,8 @@ CPU cores. Everything (figures, a PNG of examples, the JSON) goes to --out.
 from __future__ import annotations
 
 import argparse
-import itertools
+import dataclasses
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -47,9 +46,8 @@ from murallab.data import (MuralPatchDataset, PaintedDamage, PairedAugment, list
                            load_mask, patch_positions, random_walk_masks)
 from murallab.nn import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
-from murallab.train import Phase, TrainConfig, fit, load_config, load_model, train_step  # noqa: E402
+from murallab.train import Phase, TrainConfig, fit, load_config, load_model  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
-from murallab.train.trainer import AMP_DTYPES, _to, resolve_amp  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,35 +122,10 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
     if d["paint_damage"]:
         train_set, val_set = PaintedDamage(train_set, seed), PaintedDamage(val_set, seed + 1)
     phases, train_cfg = [Phase(**p) for p in cfg["phases"]], TrainConfig(**cfg["train"])
-    steps_per_epoch = len(train_set) // train_cfg.batch_size
-    # the step time as fit will see it: on the device, with the preset's precision, memory format and loader workers
-    cuda = device.startswith("cuda")
-    probe = torch.utils.data.DataLoader(train_set, batch_size=train_cfg.batch_size, shuffle=True,
-                                        num_workers=train_cfg.num_workers, pin_memory=cuda)
-    model.to(device, memory_format=torch.channels_last if train_cfg.channels_last else torch.preserve_format)
-    loss.to(device)
-    amp_name = resolve_amp(train_cfg.amp, device)
-    amp = AMP_DTYPES[amp_name]
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_name == "fp16")
-    opt = torch.optim.Adam(model.parameters(), lr=1e-6)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    for n, batch in enumerate(itertools.islice(itertools.cycle(probe), 9)):  # step 0 warms up (allocations,
-        if n == 1:                                                         # first calls); steps 1-8 are timed
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        train_step(model, loss, _to(batch, device, train_cfg.channels_last), opt, scaler=scaler, amp_dtype=amp,
-                   grad_clip=train_cfg.grad_clip)
-    if cuda:
-        torch.cuda.synchronize()
-    step_seconds = (time.perf_counter() - t0) / 8
-    model.load_state_dict(state)
-    budget = epochs is None and minutes is not None  # as many as fit (a busy machine measures slow steps: --epochs)
-    if budget:
-        epochs = max(1, math.floor(minutes * 60 / (step_seconds * steps_per_epoch * 1.2)))  # + validation
-    phases[0].epochs = epochs or phases[0].epochs
-    print(f"  {config}: {step_seconds:.2f} s/step, {steps_per_epoch} steps/epoch -> {phases[0].epochs} epochs"
-          + (f" for {minutes:g} min" if budget else ""))
+    if epochs:  # a busy machine measures slow steps: --epochs says how many instead
+        phases[0] = dataclasses.replace(phases[0], epochs=epochs, minutes=None)
+    elif minutes:  # as many epochs as fit (fit measures the step time: Phase.minutes)
+        phases[0] = dataclasses.replace(phases[0], epochs=10_000, minutes=minutes)
     t0 = time.perf_counter()
     result = fit(model, loss, train_set, val_set, phases, train_cfg, out, resume=True,
                  config={"name": cfg["name"], "model": cfg["model"], "loss": cfg["loss"]})
@@ -175,7 +148,7 @@ def main():
     ap.add_argument("--config", default="configs/real_cpu.yaml")
     ap.add_argument("--detector-config", default="configs/real_blind_cpu.yaml")
     ap.add_argument("--minutes", type=float, help="a training budget: the restorer's epochs from a measured step "
-                    "time (default: the preset's epochs)")
+                    "time (default: the preset's epochs or budget)")
     ap.add_argument("--detector-minutes", type=float, default=10)
     ap.add_argument("--epochs", type=int, help="restorer epochs, instead of the preset's")
     ap.add_argument("--checkpoint", type=Path, help="score this trained restorer (best.pt) instead of training one; "

@@ -25,6 +25,9 @@ class Phase:
     patience: epochs without a better validation metric before stopping (None: never).
     data: "main" (the run's data), "procedural" (the built-in murals, e.g. to pretrain before real data) or "both"
         (the two together, validated on both).
+    minutes: a wall-clock budget. The phase then trains as many epochs as fit in it (at most ``epochs``): after
+        each epoch, what is left of the budget at that epoch's pace sets the last epoch, and the cosine learning
+        rate stretches or shrinks to end near zero there. A resumed run counts the time spent before it stopped.
     """
 
     name: str
@@ -33,6 +36,7 @@ class Phase:
     patience: int | None = None
     train: str = "all"
     data: str = "main"
+    minutes: float | None = None
 
     def __post_init__(self):
         if self.train not in TRAINABLE:
@@ -41,6 +45,8 @@ class Phase:
             raise ValueError(f"phase {self.name!r}: data must be 'main', 'procedural' or 'both', got {self.data!r}")
         if self.epochs < 1 or self.lr <= 0:
             raise ValueError(f"phase {self.name!r}: need epochs >= 1 and lr > 0, got {self.epochs} and {self.lr}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"phase {self.name!r}: minutes is a time budget > 0 (or null: none), got {self.minutes}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,11 +16,12 @@ continues bit for bit as if never stopped: the data order and the masks depend o
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -176,6 +177,14 @@ def validate(model, loss_fn, loader, device, amp_dtype=None, channels_last: bool
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
+def _replan(phase: Phase, done: int, seconds: float, last: float) -> int:
+    """The epochs of a phase with a time budget, after ``done`` epochs that took ``seconds`` in all, the last
+    ``last`` seconds: as many more as fit in what is left of ``phase.minutes`` at the last epoch's pace, within
+    ``[done, phase.epochs]``."""
+    more = math.floor((phase.minutes * 60 - seconds) / last) if last > 0 else phase.epochs
+    return min(phase.epochs, done + max(0, more))
+
+
 def _seed_everything(cfg: TrainConfig) -> None:
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
@@ -241,7 +250,11 @@ def _check_resumable(path: Path, ckpt: dict, config: dict, model) -> None:
 def _check_same_phases(path: Path, saved, asked) -> None:
     """Resuming with other phases is an error: each phase's cosine schedule was fixed by its epochs when it started,
     so a resumed run with more epochs would anneal to zero at the old end and then climb again."""
-    if not saved or not asked or saved == asked:
+    if not saved or not asked:
+        return
+    defaults = {f.name: f.default for f in fields(Phase) if f.default is not MISSING}  # keys newer than the run
+    saved, asked = [defaults | p for p in saved], [defaults | p for p in asked]
+    if saved == asked:
         return
     if len(saved) != len(asked):
         detail = f"{len(saved)} phases there, {len(asked)} here"
@@ -338,7 +351,8 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
         if steps_per_epoch == 0:
             raise ValueError(f"the training set has {len(train_set)} samples, fewer than one batch of "
                              f"{cfg.batch_size}: lower batch_size or add data")
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=phase.epochs * steps_per_epoch)
+        epochs = progress.get("phase_epochs") or phase.epochs  # a time budget's plan, once it has one
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
         scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
         if ckpt is not None and progress["epoch"] > 0:  # resuming inside this phase
             opt.load_state_dict(ckpt["optimizer"])
@@ -346,10 +360,10 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             scaler.load_state_dict(ckpt["scaler"])
         ckpt = None
 
-        for epoch in range(progress["epoch"], phase.epochs):
+        for epoch in itertools.count(progress["epoch"]):  # until the plan's last epoch (a budget moves it)
             net.train()
             loader = _loader(train_set, cfg, progress["global_epoch"], train=True, pin=pin)
-            bar = tqdm(loader, desc=f"{phase.name} {epoch + 1}/{phase.epochs}", disable=not (main and cfg.progress_bar),
+            bar = tqdm(loader, desc=f"{phase.name} {epoch + 1}/{epochs}", disable=not (main and cfg.progress_bar),
                        leave=False, mininterval=1.0)
             t0 = time.perf_counter()
             for batch in bar:
@@ -382,8 +396,17 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
                                                          cfg.channels_last), device)
             progress["epoch"] = epoch + 1
             progress["global_epoch"] += 1
-            log.scalars(progress["step"], {f"val/{k}": v for k, v in val.items()}
-                        | {"epoch_seconds": time.perf_counter() - t0})
+            seconds = time.perf_counter() - t0
+            log.scalars(progress["step"], {f"val/{k}": v for k, v in val.items()} | {"epoch_seconds": seconds})
+            if phase.minutes:  # the plan follows the pace: the cosine stretches or shrinks to end with the budget
+                seconds = distributed.mean_across_ranks({"s": seconds}, device)["s"]  # one plan for all ranks
+                progress["phase_seconds"] = progress.get("phase_seconds", 0.0) + seconds
+                planned, epochs = epochs, _replan(phase, epoch + 1, progress["phase_seconds"], seconds)
+                progress["phase_epochs"] = epochs
+                sched.T_max = epochs * steps_per_epoch
+                if main and epochs != planned:
+                    tqdm.write(f"{phase.name}: {progress['phase_seconds'] / 60:.1f} of {phase.minutes:g} minutes "
+                               f"spent, {seconds:.0f} s an epoch: {epochs} epochs in all")
             value = val[cfg.monitor]
             if not all(math.isfinite(v) for v in val.values()):
                 raise NonFiniteLossError(f"validation gave {val} after epoch {epoch + 1} of phase {phase.name!r}; "
@@ -415,19 +438,21 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             stop = phase.patience is not None and progress["bad_epochs"] >= phase.patience
             if stop:
                 progress["stopped_early"].append(phase.name)
-            if stop or epoch + 1 == phase.epochs:  # phase over: the next one starts from the best weights so far
+            over = stop or epoch + 1 >= epochs
+            if over:  # phase over: the next one starts from the best weights so far
                 distributed.barrier()  # rank 0 has written best.pt
                 if best_path.exists():
                     model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-                progress.update(phase=i + 1, epoch=0, phase_best=None, bad_epochs=0)
+                progress.update(phase=i + 1, epoch=0, phase_best=None, bad_epochs=0, phase_epochs=None,
+                                phase_seconds=0.0)
             save(last_path, opt, sched, scaler)
             log.flush()
             if main:
-                tqdm.write(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: "
+                tqdm.write(f"{phase.name} epoch {epoch + 1}/{epochs}: "
                            + ", ".join(f"{k} {v:.4f}" for k, v in val.items())
                            + (" (best)" if progress["best"] == value else "")
                            + (f"; stopping early after {phase.patience} epochs without improvement" if stop else ""))
-            if stop:
+            if over:
                 break
     log.close()
     distributed.cleanup()  # every rank waits (rank 0 wrote last.pt), then leaves the process group setup() joined

@@ -43,6 +43,25 @@ def run(cfg, out, **kw):
                   config={"model": cfg["model"]}, **kw)
 
 
+def run_interrupted_after_epoch_1(cfg, out, monkeypatch):
+    """Run ``cfg`` into ``out`` and stop it at the end of its first epoch, just after last.pt is written."""
+    import murallab.train.trainer as trainer
+
+    class Interrupted(Exception):
+        pass
+
+    flush = trainer.RunLog.flush
+
+    def flush_then_interrupt(self):
+        flush(self)
+        raise Interrupted
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer.RunLog, "flush", flush_then_interrupt)
+        with pytest.raises(Interrupted):
+            run(cfg, out)
+
+
 # --- phases ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["all", "decoder", "frozen_encoder_bn"])
@@ -69,6 +88,8 @@ def test_phase_trains_only_the_intended_parameters(mode):
 def test_bad_phase_is_rejected():
     with pytest.raises(ValueError, match="train must be one of"):
         Phase("p", lr=1e-3, epochs=1, train="encoder")
+    with pytest.raises(ValueError, match="minutes is a time budget"):
+        Phase("p", lr=1e-3, epochs=1, minutes=0)
 
 
 # --- schedule and early stopping -------------------------------------------------------------------------
@@ -82,6 +103,47 @@ def test_cosine_schedule_counts_steps_and_never_climbs(tmp_path):
     expected = [1e-3 * (1 + math.cos(math.pi * s / total)) / 2 for s in range(1, total + 1)]
     assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+class FakeClock:
+    """``time`` for murallab.train.trainer whose ``perf_counter`` advances ``tick`` seconds a call: ``fit`` reads it
+    at the start and the end of each epoch, so every epoch takes ``tick`` seconds."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self):
+        self.now += self.tick
+        return self.now
+
+
+def test_a_time_budget_trains_the_epochs_that_fit_with_a_cosine_that_ends_there(tmp_path, monkeypatch):
+    """minutes: 0.5 (30 s) at 7 s an epoch, at most 10 epochs: 4 epochs (28 s); the learning rate, planned over 10
+    epochs during the first, never climbs and reaches 0 at the end of the 4th."""
+    import murallab.train.trainer as trainer
+    monkeypatch.setattr(trainer, "time", FakeClock(7.0))
+    _, result = run(tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 10, "minutes": 0.5}]), tmp_path)
+    steps = len(build_run(tiny())["train_set"]) // 4
+    assert result["epochs"] == 4
+    lrs = [v for _, v in result["history"]["lr"]]
+    assert len(lrs) == 4 * steps and all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[steps - 1] == pytest.approx(1e-3 * (1 + math.cos(math.pi / 10)) / 2)  # epoch 1 of 10
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_resumed_budget_counts_the_time_spent_before_the_interruption(tmp_path, monkeypatch):
+    """30 s at 7 s an epoch, interrupted after epoch 1 (7 s spent) and resumed on a machine twice as slow: epoch 2
+    brings the total to 21 s, and a third 14-s epoch would not fit, so the phase ends after 2; with the plan of the
+    first run (4 epochs) or a fresh budget (30 s from the resume: 3 epochs) it would not."""
+    import murallab.train.trainer as trainer
+    cfg = tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": 10, "minutes": 0.5}])
+    monkeypatch.setattr(trainer, "time", FakeClock(7.0))
+    run_interrupted_after_epoch_1(cfg, tmp_path, monkeypatch)
+    progress = load_checkpoint(tmp_path / "last.pt")["progress"]
+    assert progress["phase_epochs"] == 4 and progress["phase_seconds"] == pytest.approx(7.0)
+    monkeypatch.setattr(trainer, "time", FakeClock(14.0))
+    _, result = run(cfg, tmp_path, resume=True)
+    assert result["epochs"] == 2
 
 
 def test_early_stopping_fires_on_a_plateau(tmp_path, monkeypatch):
@@ -156,23 +218,9 @@ def test_existing_run_is_not_overwritten(tmp_path):
 def test_resume_is_bit_for_bit(tmp_path, monkeypatch):
     """2 epochs straight == 1 epoch, interrupted, resumed, 1 more epoch (deterministic, CPU): same weights,
     optimiser state and progress, bit for bit."""
-    import murallab.train.trainer as trainer
     cfg = tiny(train__deterministic=True, phases=[{"name": "a", "lr": 1e-3, "epochs": 2}])
     run(cfg, tmp_path / "straight")
-
-    class Interrupted(Exception):
-        pass
-
-    flush = trainer.RunLog.flush
-
-    def flush_then_interrupt(self):  # the end of epoch 1, just after last.pt is written
-        flush(self)
-        raise Interrupted
-
-    monkeypatch.setattr(trainer.RunLog, "flush", flush_then_interrupt)
-    with pytest.raises(Interrupted):
-        run(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(trainer.RunLog, "flush", flush)
+    run_interrupted_after_epoch_1(cfg, tmp_path / "resumed", monkeypatch)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["progress"]["global_epoch"] == 1
     run(cfg, tmp_path / "resumed", resume=True)
 
@@ -379,6 +427,19 @@ def test_resume_with_other_phases_is_a_one_line_error(tmp_path):
     longer["phases"].append({**longer["phases"][0], "name": "b"})
     with pytest.raises(ValueError, match=r"other phases \(1 phases there, 2 here\)"):
         run(longer, tmp_path, resume=True)
+
+
+def test_a_run_saved_before_a_phase_setting_existed_resumes(tmp_path, monkeypatch):
+    """A checkpoint whose phases lack a newer key (``minutes``, session 18) resumes under the key's default."""
+    from murallab.train import save_checkpoint
+    cfg = one_epoch()
+    run_interrupted_after_epoch_1(cfg, tmp_path, monkeypatch)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    for phase in ckpt["config"]["phases"]:
+        del phase["minutes"]
+    save_checkpoint(tmp_path / "last.pt", **ckpt)
+    _, result = run(cfg, tmp_path, resume=True)
+    assert result["epochs"] == 2
 
 
 def test_a_diverging_run_warns_once_and_names_the_kept_checkpoint(tmp_path):
