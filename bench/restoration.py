@@ -12,9 +12,9 @@
    method, overall and per hole-ratio bin (10-20, 20-30, 30-40 %), and a ruler: the same scores for the truth
    blurred by σ = 1, 2, 4, 8 px in the holes (metrics.blurred_truth).
 3. Trains the preset as it says (its epochs, or as many as fit in its phase's ``minutes``), or for --epochs, or
-   for --minutes of wall time: then, as for ``minutes``, the number of epochs is set from a measured step time
-   (Phase.minutes), so the cosine learning rate anneals fully within the budget. (--checkpoint scores a trained
-   restorer instead; --self-ensemble scores the mean of its outputs on each patch and its three flips.)
+   for --minutes of wall time (Phase.minutes: after each epoch the budget left at that epoch's pace sets the last
+   one, so the cosine learning rate anneals fully within the budget). (--checkpoint scores a trained restorer
+   instead; --self-ensemble scores the mean of its outputs on each patch and its three flips.)
 4. Detection: trains the blind preset (dual decoder, painted damage) for --detector-minutes on the same training
    murals (--detector-checkpoint scores a trained one instead), chooses its threshold on validation data (painted
    damage on patches of the training murals) and scores its damage map on bodhisattva_damaged.png against the
@@ -124,7 +124,7 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
     phases, train_cfg = [Phase(**p) for p in cfg["phases"]], TrainConfig(**cfg["train"])
     if epochs:  # a busy machine measures slow steps: --epochs says how many instead
         phases[0] = dataclasses.replace(phases[0], epochs=epochs, minutes=None)
-    elif minutes:  # as many epochs as fit (fit measures the step time: Phase.minutes)
+    elif minutes:  # as many epochs as fit (fit re-plans after each epoch: Phase.minutes)
         phases[0] = dataclasses.replace(phases[0], epochs=10_000, minutes=minutes)
     t0 = time.perf_counter()
     result = fit(model, loss, train_set, val_set, phases, train_cfg, out, resume=True,
@@ -147,8 +147,8 @@ def main():
                     default=["cave_wall_small.jpg", "flying_apsara_crop.png", "bodhisattva_damaged.png"])
     ap.add_argument("--config", default="configs/real_cpu.yaml")
     ap.add_argument("--detector-config", default="configs/real_blind_cpu.yaml")
-    ap.add_argument("--minutes", type=float, help="a training budget: the restorer's epochs from a measured step "
-                    "time (default: the preset's epochs or budget)")
+    ap.add_argument("--minutes", type=float, help="a training budget: as many restorer epochs as fit in it "
+                    "(default: the preset's epochs or budget)")
     ap.add_argument("--detector-minutes", type=float, default=10)
     ap.add_argument("--epochs", type=int, help="restorer epochs, instead of the preset's")
     ap.add_argument("--checkpoint", type=Path, help="score this trained restorer (best.pt) instead of training one; "
