@@ -1,12 +1,93 @@
-"""murallab.exercises: each check accepts a correct answer and rejects a wrong one with a useful hint."""
+"""murallab.exercises: each check accepts the reference answer, rejects a plausible wrong one with a useful hint, and
+says "not yet" (without raising) for an unfilled blank; every check a notebook calls exists and has a solution."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from murallab.exercises import check_hole_tv, check_iou, check_partial_conv
+import murallab.exercises as ex
+from murallab.exercises import (check_blind_composite, check_coverage, check_gram, check_hole_tv, check_iou,
+                                check_l1_hedge, check_layers_to_close, check_legacy_mse, check_mask_convention,
+                                check_naoto_factor, check_partial_conv, check_precision_recall,
+                                check_threshold_choice, check_walk, check_window_size)
+from murallab.exercises.solutions import nb01, nb02, nb03, nb05
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHECKED = ("01", "02", "03", "05")  # the notebooks whose exercises murallab.exercises covers
+
+
+def fails(capsys, check, answer, *hints):
+    """``check(answer)`` is False, prints "not yet" and every hint fragment."""
+    assert check(answer) is False
+    out = capsys.readouterr().out
+    assert "✗ not yet" in out
+    for hint in hints:
+        assert hint in out, out
+    return out
+
+
+def passes(capsys, check, answer):
+    assert check(answer) is True
+    assert "✓ correct" in capsys.readouterr().out
+
+
+ALL = [name for name in ex.__all__]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_blank_is_not_yet_without_raising(capsys, name):
+    check = getattr(ex, name)
+    def blank(*args, **kwargs): ...  # a blank function body: returns None
+    for answer in (None, ..., blank):
+        assert check(answer) is False
+    assert capsys.readouterr().out.count("✗ not yet") == 3
+
+
+# notebook 01
+
+def walk(n_steps, sigma, radius, step, size=256, rng=None, *, cumsum=True, invert=False, swap=False):
+    theta = rng.uniform(0, 2 * np.pi) + (np.cumsum if cumsum else np.asarray)(rng.normal(0, sigma, n_steps))
+    y, x = size / 2 + np.cumsum(step * np.sin(theta)), size / 2 + np.cumsum(step * np.cos(theta))
+    ii, jj = np.mgrid[:size, :size]
+    r, c = (x, y) if swap else (y, x)
+    hole = ((ii.ravel()[:, None] - r) ** 2 + (jj.ravel()[:, None] - c) ** 2).min(1).reshape(size, size) <= radius ** 2
+    return torch.from_numpy(hole if invert else ~hole).float()[None], (x, y)
+
+
+def test_walk_check(capsys):
+    passes(capsys, check_walk, nb01.my_walk)
+    passes(capsys, check_walk, walk)  # computed another way (one distance matrix instead of a loop)
+    fails(capsys, check_walk, lambda *a: walk(*a, cumsum=False), "running sum")
+    fails(capsys, check_walk, lambda *a: walk(*a, invert=True), "inverted")
+    fails(capsys, check_walk, lambda *a: walk(*a, swap=True), "swapped")
+    fails(capsys, check_walk, lambda n, s, r, st, size, rng: walk(n, s, r, 2 * st, size, rng), "apart")
+    fails(capsys, check_walk, lambda n, s, r, st, size, rng: walk(n, s, r, st, size, np.random.default_rng(0)),
+          "different rng seeds")
+
+
+def test_coverage_check(capsys):
+    passes(capsys, check_coverage, nb01.my_coverage)
+    fails(capsys, check_coverage, lambda pos, h, w, p: len(pos) * p * p / (h * w), "counted twice")
+    fails(capsys, check_coverage, lambda pos, h, w, p: nb01.my_coverage(pos, h, w, p) * h * w, "fraction")
+
+
+def test_mask_convention_check(capsys):
+    passes(capsys, check_mask_convention, nb01.to_known_mask)
+    fails(capsys, check_mask_convention, lambda lv, hv: 1 - nb01.to_known_mask(lv, hv), "inverted")
+    fails(capsys, check_mask_convention, lambda lv, hv: torch.from_numpy(lv / 255.0)[None], "binarise")
+    fails(capsys, check_mask_convention, lambda lv, hv: nb01.to_known_mask(lv, hv)[0], "(1, H, W)")
+    fails(capsys, check_mask_convention, lambda lv, hv: nb01.to_known_mask(np.where(lv >= 120, 255, 0), hv), "> 127")
+
+
+# notebook 02
 
 def partial_conv(x, mask, weight, bias, stride=1, padding=0, window_factor=True):
     k = weight.shape[-1]
@@ -21,14 +102,39 @@ def partial_conv(x, mask, weight, bias, stride=1, padding=0, window_factor=True)
 
 
 def test_partial_conv_check(capsys):
-    assert check_partial_conv(partial_conv)
-    assert "✓ correct" in capsys.readouterr().out
+    passes(capsys, check_partial_conv, nb02.my_partial_conv)
+    passes(capsys, check_partial_conv, partial_conv)
     naoto = lambda *a, **k: partial_conv(*a, **k, window_factor=False)  # noqa: E731
-    assert not check_partial_conv(naoto)
-    assert "sum(1)/sum(M)" in capsys.readouterr().out  # naoto0804 drops the window factor
-    assert not check_partial_conv(lambda *a, **k: 1 / 0)
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    fails(capsys, check_partial_conv, naoto, "sum(1)/sum(M)")  # naoto0804 drops the window factor
+    fails(capsys, check_partial_conv, lambda *a, **k: 1 / 0, "ZeroDivisionError")
+    def with_bias_in_holes(x, mask, weight, bias, **kw):
+        y, seen = partial_conv(x, mask, weight, bias, **kw)
+        return y + (1 - seen) * bias.view(1, -1, 1, 1), seen
 
+    fails(capsys, check_partial_conv, with_bias_in_holes, "exactly 0")
+
+
+def test_naoto_factor_check(capsys):
+    passes(capsys, check_naoto_factor, nb02.naoto_factor)
+    fails(capsys, check_naoto_factor, 7, "every entry")
+    fails(capsys, check_naoto_factor, 1 / 49, "upside down")
+    fails(capsys, check_naoto_factor, 3 * 49, "shared")
+    fails(capsys, check_naoto_factor, "many", "expected a number")
+
+
+def test_layers_to_close_check(capsys):
+    passes(capsys, check_layers_to_close, nb02.layers_to_close_40px)
+    fails(capsys, check_layers_to_close, nb02.layers_to_close_40px + 1, "off by one")
+    fails(capsys, check_layers_to_close, 7, "w <- (w - (k - 1)) / 2")
+
+
+def test_window_size_check(capsys):
+    passes(capsys, check_window_size, nb02.window_size)
+    fails(capsys, check_window_size, 9, "all of them")
+    fails(capsys, check_window_size, 32 * 9, "input channels")
+
+
+# notebook 03
 
 def hole_tv(x, mask, dilate=True, whole=False):
     p = F.max_pool2d(1 - mask, 3, 1, 1) if dilate else 1 - mask
@@ -40,24 +146,108 @@ def hole_tv(x, mask, dilate=True, whole=False):
 
 
 def test_hole_tv_check(capsys):
-    assert check_hole_tv(hole_tv)
-    capsys.readouterr()
-    assert not check_hole_tv(lambda x, m: hole_tv(x, m, dilate=False))
-    assert "dilate" in capsys.readouterr().out
-    assert not check_hole_tv(lambda x, m: hole_tv(x, m, whole=True))
-    assert "whole image" in capsys.readouterr().out
-    assert not check_hole_tv(lambda x, m: hole_tv(x, m) * x.numel())
-    assert "normalise" in capsys.readouterr().out
+    passes(capsys, check_hole_tv, nb03.my_tv)
+    passes(capsys, check_hole_tv, hole_tv)
+    fails(capsys, check_hole_tv, lambda x, m: hole_tv(x, m, dilate=False), "dilate")
+    fails(capsys, check_hole_tv, lambda x, m: hole_tv(x, m, whole=True), "whole image")
+    fails(capsys, check_hole_tv, lambda x, m: hole_tv(x, m) * x.numel(), "normalise")
 
+
+def test_gram_check(capsys):
+    passes(capsys, check_gram, nb03.my_gram)
+    passes(capsys, check_gram, lambda f: torch.einsum("bihw,bjhw->bij", f, f) / f[0].numel())
+    c_hw = lambda f: nb03.my_gram(f) * f.shape[1]  # noqa: E731 - divided by H·W only
+    fails(capsys, check_gram, c_hw, "not by H·W alone")
+    fails(capsys, check_gram, lambda f: nb03.my_gram(f) * f[0].numel(), "K_n")
+    fails(capsys, check_gram, lambda f: f.flatten(2).transpose(1, 2) @ f.flatten(2), "(B, C, C)")
+
+
+def test_l1_hedge_check(capsys):
+    passes(capsys, check_l1_hedge, nb03.l1_prefers)
+    passes(capsys, check_l1_hedge, " Median")
+    fails(capsys, check_l1_hedge, "mean", "squared")
+    fails(capsys, check_l1_hedge, "crisp", "middle one")
+    fails(capsys, check_l1_hedge, "blur", '"crisp", "mean" or "median"')
+
+
+def test_legacy_mse_check(capsys):
+    passes(capsys, check_legacy_mse, nb03.my_legacy_mse)
+    exact = lambda a, b: float(np.mean((a.astype(np.int64) - b.astype(np.int64)) ** 2))  # noqa: E731
+    fails(capsys, check_legacy_mse, exact, "exact MSE")
+    wrap_once = lambda a, b: float(np.mean((a - b).astype(np.int64) ** 2))  # noqa: E731
+    fails(capsys, check_legacy_mse, wrap_once, "square wraps too")
+
+
+# notebook 05
 
 def test_iou_check(capsys):
-    def iou(a, b):
-        union = (a | b).sum()
-        return 1.0 if union == 0 else float((a & b).sum() / union)
+    passes(capsys, check_iou, nb05.my_iou)
+    fails(capsys, check_iou, lambda a, b: float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1)), "F1")
+    fails(capsys, check_iou, lambda a, b: float((a & b).sum() / (a | b).sum()), "empty")  # 0/0 -> nan
 
-    assert check_iou(iou)
-    capsys.readouterr()
-    assert not check_iou(lambda a, b: float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1)))
-    assert "F1" in capsys.readouterr().out
-    assert not check_iou(lambda a, b: float((a & b).sum() / (a | b).sum()))  # 0/0 -> nan on empty maps
-    assert "empty" in capsys.readouterr().out
+
+def test_precision_recall_check(capsys):
+    passes(capsys, check_precision_recall, nb05.my_precision_recall)
+    fails(capsys, check_precision_recall, lambda p, t: nb05.my_precision_recall(p, t)[::-1], "swapped")
+    fails(capsys, check_precision_recall, lambda p, t: 0.5, "two numbers")
+    iou_twice = lambda p, t: (nb05.my_iou(p, t),) * 2  # noqa: E731
+    fails(capsys, check_precision_recall, iou_twice, "expected precision")
+
+
+def test_threshold_choice_check(capsys):
+    from murallab import metrics
+    passes(capsys, check_threshold_choice, nb05.my_choose_threshold)
+    passes(capsys, check_threshold_choice, lambda p, t, ts: metrics.choose_threshold(p, t, ts)[0])
+    strict = lambda p, t, ts: max(ts, key=lambda s: (metrics.iou(p > s, t).item(), -s))  # noqa: E731
+    fails(capsys, check_threshold_choice, strict, "prob >= τ")
+    best_iou = lambda p, t, ts: max(metrics.choose_threshold(p, t, ts)[1].values())  # noqa: E731
+    fails(capsys, check_threshold_choice, best_iou, "not its IoU")
+    fails(capsys, check_threshold_choice, lambda p, t, ts: ts[-1], "largest")
+
+
+def test_blind_composite_check(capsys):
+    passes(capsys, check_blind_composite, nb05.my_blind_composite)
+    def le(c, r, d, t):
+        known = (d <= t).float()
+        return known * c + (1 - known) * r
+    fails(capsys, check_blind_composite, le, "equals τ")
+    fails(capsys, check_blind_composite, lambda c, r, d, t: nb05.my_blind_composite(r, c, d, t), "inverted")
+    fails(capsys, check_blind_composite, lambda c, r, d, t: (1 - d) * c + d * r, "threshold first")
+
+
+# the notebooks
+
+def _exercise_cells(number: str):
+    path = next(NOTEBOOKS.glob(f"{number}_*.ipynb"))
+    cells = json.loads(path.read_text())["cells"]
+    return path.name, ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("number", CHECKED)
+def test_notebook_checks_exist_and_have_solutions(capsys, number):
+    """Every check_* a notebook calls is exported by murallab.exercises; the cell that calls it loads the answer
+    from murallab.exercises.solutions.nbNN when solutions=True, and that answer passes the check."""
+    name, cells = _exercise_cells(number)
+    params = cells[0]
+    assert re.search(r"^solutions = False", params, re.M), f"{name}: the parameters cell lacks `solutions = False`"
+    solutions = importlib.import_module(f"murallab.exercises.solutions.nb{number}")
+    code = "\n".join(cells)
+    imported = set()
+    for group in re.findall(r"from murallab\.exercises import (\([^)]*\)|[^\n]*)", code):
+        imported |= {s.strip() for s in group.strip("()").split(",") if s.strip()}
+    assert imported and all(n.startswith("check_") for n in imported), f"{name}: {imported}"
+    missing = imported - set(ex.__all__)
+    assert not missing, f"{name}: {missing} not in murallab.exercises"
+    called = set()
+    for src in cells:
+        for check, answer in re.findall(r"\b(check_\w+)\((\w+)\)", src):
+            if check not in imported:
+                continue  # a library function of the same prefix (murallab.data.check_mask)
+            called.add(check)
+            loaded = re.search(rf"from murallab\.exercises\.solutions\.nb{number} import ([\w, ]+)", src)
+            assert loaded and answer in [s.strip() for s in loaded.group(1).split(",")], \
+                f"{name}: the cell calling {check}({answer}) does not load {answer} from the solutions"
+            assert getattr(ex, check)(getattr(solutions, answer)) is True, f"{name}: {check}({answer}) fails"
+    assert called == imported, f"{name}: imported but never called: {imported - called}"
+    assert 3 <= len(called) <= 5, f"{name}: {len(called)} exercises"
+    assert capsys.readouterr().out.count("✓ correct") == len(called)
