@@ -89,7 +89,7 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
               {"steps": 13164, "train_minutes": 115, "hardware": "2 CPU cores (bf16 autocast, channels-last, AMX)"},
               ((26.66, 0.879), (28.78, 0.928), (26.65, 0.886), (24.68, 0.826), (33.84, 0.900))),
     _restorer("restorer-small", "pretrained_restorer_small",
-              ", small and fast (the shipped restorer of sessions 8-16; the diffusion models refine its fill): "
+              ", small and fast (the diffusion models refine its fill): "
               "FFCUNet(base 24, blocks 4)", (20, 3),
               {"steps": 8827, "train_minutes": 80, "hardware": "2 CPU cores"},
               ((26.39, 0.876), (28.49, 0.926), (26.41, 0.883), (24.38, 0.822), (33.59, 0.898))),

@@ -4,6 +4,7 @@ says "not yet" (without raising) for an unfilled blank; every check a notebook c
 from __future__ import annotations
 
 import importlib
+import math
 import json
 import re
 from pathlib import Path
@@ -14,14 +15,15 @@ import torch
 import torch.nn.functional as F
 
 import murallab.exercises as ex
-from murallab.exercises import (check_blind_composite, check_coverage, check_gram, check_hole_tv, check_iou,
-                                check_l1_hedge, check_layers_to_close, check_legacy_mse, check_mask_convention,
+from murallab import metrics
+from murallab.exercises import (check_blind_composite, check_cosine_lr, check_coverage, check_early_stopping,
+                                check_gram, check_hole_psnr, check_hole_tv, check_iou, check_l1_hedge, check_layers_to_close, check_legacy_mse, check_mask_convention,
                                 check_naoto_factor, check_partial_conv, check_precision_recall,
                                 check_threshold_choice, check_walk, check_window_size)
-from murallab.exercises.solutions import nb01, nb02, nb03, nb05
+from murallab.exercises.solutions import nb01, nb02, nb03, nb04, nb05
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-CHECKED = ("01", "02", "03", "05")  # the notebooks whose exercises murallab.exercises covers
+CHECKED = ("01", "02", "03", "04", "05")  # the notebooks whose exercises murallab.exercises covers
 
 
 def fails(capsys, check, answer, *hints):
@@ -213,6 +215,26 @@ def test_blind_composite_check(capsys):
     fails(capsys, check_blind_composite, le, "equals τ")
     fails(capsys, check_blind_composite, lambda c, r, d, t: nb05.my_blind_composite(r, c, d, t), "inverted")
     fails(capsys, check_blind_composite, lambda c, r, d, t: (1 - d) * c + d * r, "threshold first")
+
+
+def test_cosine_lr_check(capsys):
+    passes(capsys, check_cosine_lr, nb04.my_cosine_lr)
+    fails(capsys, check_cosine_lr, lambda step, total, lr0: lr0 * (1 + math.cos(step / total)) / 2, "π · step")
+    fails(capsys, check_cosine_lr, lambda step, total, lr0: lr0 * (1 - step / total), "expected")  # linear decay
+
+
+def test_early_stopping_check(capsys):
+    passes(capsys, check_early_stopping, nb04.my_early_stopping)
+    fails(capsys, check_early_stopping, lambda v, p: (int(np.argmax(v)), len(v)), "expected")  # never stops
+    fails(capsys, check_early_stopping, lambda v, p: (len(v) - 1, len(v)), "expected")  # keeps the last epoch
+    fails(capsys, check_early_stopping, lambda v, p: int(np.argmax(v)), "two numbers")
+
+
+def test_hole_psnr_check(capsys):
+    passes(capsys, check_hole_psnr, nb04.my_hole_psnr)
+    fails(capsys, check_hole_psnr, lambda r, t, m: metrics.psnr(r, t, reduction="none"), "whole image")
+    fails(capsys, check_hole_psnr, lambda r, t, m: metrics.psnr(r, t, m, reduction="none") - 20 * math.log10(255),
+          "0-255")
 
 
 # the notebooks

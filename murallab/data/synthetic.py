@@ -2,9 +2,12 @@
 
 A Dunhuang wall painting, at the scale of a training patch, is made of a few recurring things:
 smooth grounds of earth pigment on pale plaster, figures with concentric halos, robes whose drapery is
-drawn with long flowing lines, streaming ribbons, and repeated pattern bands along the borders; all of
-it faded, stained and grainy after a thousand years. ``make_mural`` draws random combinations of these,
-so a network has to learn to continue lines, colour fields and patterns rather than memorise a picture.
+drawn with long flowing lines and striped patchwork, streaming ribbons, repeated pattern bands along the borders,
+rows of small identical seated Buddhas (the "thousand Buddhas" that cover whole cave walls) and the long straight
+rules that frame the panels; all of it faded, stained and grainy after a thousand years. ``make_mural`` draws
+random combinations of these, so a network has to learn to continue lines, colour fields and periodic patterns
+rather than memorise a picture. The repeated motifs are where a fill that only propagates the colours at a hole's
+border fails: a learned restorer can copy the next Buddha of the row.
 
 Drawing is done with PIL at 2x resolution and box-downsampled (anti-aliasing); ageing is done in torch.
 """
@@ -104,8 +107,11 @@ def _halo(draw, rng, cx, cy, radius, line):
                      width=max(1, int(radius * 0.025)))
 
 
-def _figure(draw, rng, cx, cy, s, line, lw):
-    """A standing figure: halo, head, robe with drapery folds."""
+def _figure(draw, rng, cx, cy, s, line, lw, motifs):
+    """A standing figure: halo, head, robe (striped patchwork or plain) with drapery folds.
+
+    ``motifs`` is a second generator for the stripes, so that a mural's other elements do not depend on them.
+    """
     _halo(draw, rng, cx, cy, 0.55 * s, line)
     # Robe: a flaring shape from the shoulders down, with sinuous sides.
     n = 30
@@ -117,6 +123,8 @@ def _figure(draw, rng, cx, cy, s, line, lw):
     right = cx + half + _wavy(rng, n, 0.06 * s, rng.uniform(1, 2.5))
     robe = _pigment(rng)
     draw.polygon(list(zip(left, ys)) + list(zip(right[::-1], ys[::-1])), fill=robe, outline=line)
+    if motifs.random() < 0.5:  # a kasaya of stripes: bands of a second pigment at a fixed period, seams between
+        _stripes(draw, motifs, left, right, ys, robe, line, lw)
     # Drapery: flowing fold lines following the robe, in a darker shade of it.
     for _ in range(int(rng.integers(3, 8))):
         f = rng.uniform(0.1, 0.9)
@@ -134,6 +142,52 @@ def _figure(draw, rng, cx, cy, s, line, lw):
     draw.ellipse([cx - 0.45 * hr, cy - 1.55 * hr, cx + 0.45 * hr, cy - 0.7 * hr], fill=_colour(rng, "lamp_black"))
     skin = _colour(rng, str(rng.choice(["skin", "umber", "ochre"])), 0.05)
     draw.ellipse([cx - 0.8 * hr, cy - hr, cx + 0.8 * hr, cy + hr], fill=skin, outline=line, width=lw)
+
+
+def _stripes(draw, rng, left, right, ys, robe, line, lw):
+    """Horizontal bands across a robe whose sides are ``left(y)``, ``right(y)``: every other band of ``period``."""
+    period = rng.uniform(0.06, 0.12) * (ys[-1] - ys[0])
+    band = _pigment(rng)
+    for y0 in np.arange(ys[0] + rng.uniform(0, period), ys[-1] - period / 2, period):
+        y = np.array([y0, y0 + period / 2])
+        xl, xr = np.interp(y, ys, left), np.interp(y, ys, right)
+        draw.polygon([(xl[0], y[0]), (xr[0], y[0]), (xr[1], y[1]), (xl[1], y[1])], fill=band)
+        draw.line([(xl[0], y[0]), (xr[0], y[0])], fill=_darker(robe, 0.6), width=lw)
+
+
+def _thousand_buddhas(draw, rng, h, w, line, lw):
+    """Rows of small identical seated Buddhas, a mandorla and a halo each, robes cycling through three pigments
+    along the diagonals (as the thousand-Buddha walls are painted), over a horizontal band of the wall."""
+    cell = rng.uniform(0.09, 0.15) * w
+    rows = max(2, int(rng.uniform(0.35, 1.0) * h / (1.15 * cell)))
+    y_top = rng.uniform(0, max(h - rows * 1.15 * cell, 1))
+    robes = [_pigment(rng) for _ in range(3)]
+    mandorla, halo, skin = _pigment(rng), _pigment(rng), _colour(rng, "skin", 0.03)
+    x_off = rng.uniform(-cell, 0)
+    for i in range(rows):
+        cy = y_top + (i + 0.5) * 1.15 * cell
+        for j, cx in enumerate(np.arange(x_off + cell / 2, w + cell, cell)):
+            r = 0.42 * cell
+            draw.ellipse([cx - r, cy - 0.55 * cell, cx + r, cy + 0.5 * cell], fill=mandorla, outline=line, width=lw)
+            draw.ellipse([cx - 0.2 * cell, cy - 0.48 * cell, cx + 0.2 * cell, cy - 0.08 * cell], fill=halo,
+                         outline=line, width=lw)
+            draw.polygon([(cx - 0.33 * cell, cy + 0.38 * cell), (cx - 0.12 * cell, cy - 0.05 * cell),
+                          (cx + 0.12 * cell, cy - 0.05 * cell), (cx + 0.33 * cell, cy + 0.38 * cell)],
+                         fill=robes[(i + j) % 3], outline=line)
+            draw.ellipse([cx - 0.09 * cell, cy - 0.36 * cell, cx + 0.09 * cell, cy - 0.14 * cell], fill=skin,
+                         outline=line, width=max(1, lw // 2))
+        draw.line([(0, cy + 0.55 * cell), (w, cy + 0.55 * cell)], fill=line, width=lw)
+
+
+def _rules(draw, rng, h, w, line, lw):
+    """The long straight double rules that frame a wall's panels, crossing the whole mural."""
+    for _ in range(int(rng.integers(1, 4))):
+        vertical = rng.random() < 0.5
+        at = rng.uniform(0.15, 0.85) * (w if vertical else h)
+        gap = rng.uniform(0.01, 0.025) * min(h, w)
+        for d in (0, gap):
+            pts = [(at + d, 0), (at + d, h)] if vertical else [(0, at + d), (w, at + d)]
+            draw.line(pts, fill=line, width=lw)
 
 
 def _ribbon(draw, rng, h, w, lw):
@@ -218,6 +272,7 @@ def make_mural(height: int, width: int | None = None, *, seed=0) -> torch.Tensor
     if height < 16 or width < 16:
         raise ValueError(f"a mural must be at least 16x16 pixels, got {height}x{width}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    motifs = rng.spawn(1)[0]  # the repeated motifs draw from their own stream: rng's draws stay as they were
     h, w = height * _SS, width * _SS
     img = _ground(rng, h, w)
     draw = ImageDraw.Draw(img)
@@ -225,15 +280,21 @@ def make_mural(height: int, width: int | None = None, *, seed=0) -> torch.Tensor
     lw = max(1, int(0.005 * min(h, w)))
     if rng.random() < 0.6:
         _panel(draw, rng, h, w)
+    buddhas = motifs.random() < 0.4
+    if buddhas:
+        _thousand_buddhas(draw, motifs, h, w, line, lw)
     for _ in range(int(rng.integers(0, 4))):
         _scroll(draw, rng, h, w, lw)
     for _ in range(int(rng.integers(0, 3))):
         _ribbon(draw, rng, h, w, lw)
-    s = min(h, w) * rng.uniform(0.2, 0.45)  # figure scale
+    s = min(h, w) * rng.uniform(0.2, 0.45) * (0.6 if buddhas else 1)  # figure scale: smaller among the Buddhas
     for _ in range(int(rng.integers(1, 4))):
-        _figure(draw, rng, rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.6) * h, s * rng.uniform(0.7, 1.2), line, lw)
+        _figure(draw, rng, rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.6) * h, s * rng.uniform(0.7, 1.2), line, lw,
+                motifs)
     for _ in range(int(rng.integers(0, 2))):
         _ribbon(draw, rng, h, w, lw)
+    if motifs.random() < 0.5:
+        _rules(draw, motifs, h, w, line, lw)
     if rng.random() < 0.5:
         _border(draw, rng, h, w, top=True, lw=lw)
     if rng.random() < 0.5:
