@@ -10,8 +10,7 @@
    and ``--crops-per-scan`` per scan (side 50-100 % of the short side, position and side from ``--seed``), shrunk
    to the model's size (64 px) with area averaging; random-walk holes of 10-40 % (``random_walk_masks``, same seed).
 2. Restores them with OpenCV Telea, push-pull, the restorer the diffusion model refines (``--restorer``) alone, one
-   DDIM-50 sample, the same with ``margin=0`` (the network's canvas not mirrored beyond the image edge, as before
-   ``DiffusionRestorer.sample`` had a margin), the mean of 10 DDIM-5 samples, and the one-step estimate (x̂_0 at
+   DDIM-50 sample, the same with ``margin=16`` (the network's canvas mirrored 16 px beyond the image edge), the mean of 10 DDIM-5 samples, and the one-step estimate (x̂_0 at
    t = T-1, a regression).
 3. Prints, per method, the PSNR / SSIM of the composite (whole image and hole only), the "blob" fraction (hole pixels
    whose largest channel error exceeds 0.3), the saturated-blob fraction ("sat": of those, the ones with a channel
@@ -129,7 +128,7 @@ def main():
         restorer = load_model(args.restorer)[0].eval()
         methods.append((args.restorer.removeprefix("pretrained:") + " alone",
                         lambda: composite(known, mask, restorer(known, mask).float().clamp(0, 1))))
-    methods += [("one DDIM-50 sample", ddim(50)), ("one DDIM-50 sample, margin 0", ddim(50, margin=0)),
+    methods += [("one DDIM-50 sample", ddim(50)), ("one DDIM-50 sample, margin 16", ddim(50, margin=16)),
                 ("mean of 10 DDIM-5 samples", ddim(5, samples=10)), ("one step (x0 at T-1)", ddim(1))]
     rows, outputs = [], {}
     near_edge = edge_distance(model.size).expand_as(mask) < 4

@@ -45,8 +45,8 @@ def test_the_network_sees_the_condition_and_known_pixels_mirrored_beyond_the_edg
     known = image * mask
     spy = Spy(model.nets[0])
     model.nets[0] = spy
-    out = model.sample(known, mask, sampler=sampler, steps=3, seed=0, jump_length=1, jump_n_sample=1)
-    m = model.size // 4  # the default margin: 4 px
+    m = 4
+    out = model.sample(known, mask, sampler=sampler, steps=3, seed=0, jump_length=1, jump_n_sample=1, margin=m)
     cond = model.condition(known, torch.zeros_like(mask) if sampler == "repaint" else mask)
     for x, c in spy.calls:
         assert x.shape[-2:] == (16 + 2 * m, 16 + 2 * m)
@@ -65,7 +65,7 @@ def test_an_untrained_refining_model_still_returns_its_fill_at_the_edge():
     model = _model(refine=True)
     image, mask = _edge_batch(1)
     known = image * mask
-    out = model.sample(known, mask, sampler="ddim", steps=4, seed=0)
+    out = model.sample(known, mask, sampler="ddim", steps=4, seed=0, margin=4)
     assert torch.allclose(out, model.fill(known, mask), atol=1e-4)
 
 
@@ -77,11 +77,11 @@ def test_margin_zero_is_the_plain_sampler_and_the_margin_is_checked():
     known = image * mask
     plain = ddim_sample(model.nets[0], model.schedule, known=known, mask=mask, cond=model.condition(known, mask),
                         steps=3, seed=5, paste=True)
-    assert torch.equal(model.sample(known, mask, steps=3, seed=5, margin=0), plain)
-    assert not torch.allclose(model.sample(known, mask, steps=3, seed=5), plain, atol=1e-3)
+    assert torch.equal(model.sample(known, mask, steps=3, seed=5), plain)  # the default: no margin
+    assert not torch.allclose(model.sample(known, mask, steps=3, seed=5, margin=4), plain, atol=1e-3)
     with pytest.raises(ValueError, match="margin"):
         model.sample(known, mask, margin=-1)
     two = DiffusionRestorer(scales=[8, 16], base=8, mults=(1, 2)).eval()
     with pytest.raises(ValueError, match="multi-scale"):
         two.sample(known, mask, margin=4)
-    assert two.sample(known, mask, steps=2).shape == known.shape  # default 0 for a multi-scale model
+    assert two.sample(known, mask, steps=2).shape == known.shape
