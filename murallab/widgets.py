@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from .classical import telea
-from .data.io import _to_float, load_image, save_image
+from .data.io import image_from_pil, load_image, save_image
 from .data.masks import hole_ratio
 from .pretrained import PREFIX, WEIGHTS
 from .restore import detect as damage_map, is_blind, restore as restore_image
@@ -52,9 +52,7 @@ def _as_image(image) -> torch.Tensor:
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read {image} as an image: {EXPECTED}") from e
     if isinstance(image, Image.Image):
-        a = _to_float(image)  # the conversions load_image makes (greyscale, 16-bit, RGBA onto black)
-        a = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a
-        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
+        return image_from_pil(image)  # the conversions load_image makes (greyscale, 16-bit, RGBA onto black)
     if not isinstance(image, torch.Tensor):
         raise ValueError(f"got a {type(image).__name__}: {EXPECTED}")
     if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] < 1 or image.shape[2] < 1:
@@ -219,8 +217,12 @@ class PaintRestore:
 def _small(image: torch.Tensor, size: tuple[int, int], png: bool = False):
     """A ``(3, H, W)`` image in [0, 1] at ``size`` (H, W): an ``(h, w, 3)`` uint8 array, or PNG bytes."""
     a = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    small, buf = Image.fromarray(a).resize(size[::-1], Image.LANCZOS), io.BytesIO()
-    return small.save(buf, format="PNG") or buf.getvalue() if png else np.asarray(small)
+    small = Image.fromarray(a).resize(size[::-1], Image.LANCZOS)
+    if not png:
+        return np.asarray(small)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 class _Tool:

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .._atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "load_mask", "save_image", "save_mask", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "save_image", "save_mask", "list_images"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,16 +51,21 @@ def _to_float(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_image(path) -> torch.Tensor:
-    """Read an image file as ``(3, H, W)`` float32 in [0, 1].
-
-    RGB, RGBA (composited onto black), greyscale (repeated to 3 channels), 16-bit and palette images are
-    handled. A missing file raises ``FileNotFoundError``; a corrupt one ``ValueError``; both name the path.
-    """
-    a = _to_float(_open(path))
+def image_from_pil(img: Image.Image) -> torch.Tensor:
+    """A PIL image as ``(3, H, W)`` float32 in [0, 1]: RGB, RGBA (composited onto black), greyscale (repeated to 3
+    channels), 16-bit and palette images are handled."""
+    a = _to_float(img)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
+
+
+def load_image(path) -> torch.Tensor:
+    """Read an image file as ``(3, H, W)`` float32 in [0, 1] (the conversions of :func:`image_from_pil`).
+
+    A missing file raises ``FileNotFoundError``; a corrupt one ``ValueError``; both name the path.
+    """
+    return image_from_pil(_open(path))
 
 
 def _mask_levels(img: Image.Image) -> tuple[np.ndarray, int]:

@@ -7,7 +7,7 @@ rows of small identical seated Buddhas (the "thousand Buddhas" that cover whole 
 rules that frame the panels; all of it faded, stained and grainy after a thousand years. ``make_mural`` draws
 random combinations of these, so a network has to learn to continue lines, colour fields and periodic patterns
 rather than memorise a picture. The repeated motifs are where a fill that only propagates the colours at a hole's
-border fails: a learned restorer can copy the next Buddha of the row.
+border fails: the missing Buddha is the next one of the row, not the colours around it.
 
 Drawing is done with PIL at 2x resolution and box-downsampled (anti-aliasing); ageing is done in torch.
 """

@@ -254,7 +254,7 @@ class DiffusionRestorer(nn.Module):
     @torch.no_grad()
     def sample(self, known: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None, steps: int | list = 50,
                eta: float = 0.0, seed=0, jump_length: int = 10, jump_n_sample: int = 10,
-               refine_from: float | None = None, samples: int = 1, margin: int = 0) -> torch.Tensor:
+               refine_from: float | None = None, samples: int = 1) -> torch.Tensor:
         """Restore ``known`` ``(B, 3, H, W)`` in [0, 1] where ``mask`` (1 = known) is 0.
 
         sampler: "ddim" (``steps`` calls, ``eta``), "ddpm" (``steps`` strided ancestral calls), "repaint"
@@ -269,22 +269,13 @@ class DiffusionRestorer(nn.Module):
             One sample is a draw from the model's posterior: even a perfect model's draw has twice the squared error
             of the posterior mean (3 dB of PSNR), so the mean of a few short samples scores better, and looks
             smoother.
-        margin: a one-scale model's network works on a canvas ``margin`` pixels larger on every side, into which
-            the condition (the known image with its fill, and the mask) and the known pixels pasted into x_t are
-            mirrored (``F.pad(..., mode="reflect")``); the centre is returned. Every hole pixel then has context on
-            all sides. Without it the network's zero padding shows it, beyond the image edge, a hole (mask 0) of
-            mid-grey paint (bench/diffusion_offsource.py, 52 crops: 55 % of a DDIM-50 sample's saturated errors lie
-            within 4 px of the edge, where 19 % of the hole pixels are; with ``margin=16``, 26 %). It moves the
-            blobs off the edge but did not make fewer of them (0.33 % of hole pixels either way) nor raise PSNR, at
-            (1.5)² the work at 64 px, so it is off by default (0). One-scale models only; rounded down to a
-            multiple of the networks' stride and below the image's side (what mirroring allows).
         Returns ``(B, 3, H, W)`` in [0, 1]; known pixels exactly ``known``. The same seed gives the same result.
         """
         if samples > 1:
             if not isinstance(seed, int):
                 raise ValueError("samples > 1 needs an int seed (one per sample: seed, seed + 1, ...)")
             kw = dict(sampler=sampler, steps=steps, eta=eta, jump_length=jump_length, jump_n_sample=jump_n_sample,
-                      refine_from=refine_from, margin=margin)
+                      refine_from=refine_from)
             mean = torch.stack([self.sample(known, mask, seed=seed + i, **kw) for i in range(samples)]).mean(0)
             return composite(known, mask.to(known.dtype), mean)
         sampler = sampler or self.default_sampler
@@ -296,9 +287,6 @@ class DiffusionRestorer(nn.Module):
         check_mask(mask, known, max_hole_ratio=1.0)
         mask = mask.to(known.dtype)
         h, w = known.shape[-2:]
-        if margin < 0 or (margin and len(self.scales) > 1):
-            raise ValueError(f"margin must be >= 0, and 0 for a multi-scale model (it samples squares of its own "
-                             f"size); got {margin} with scales {self.scales}")
         if len(self.scales) > 1:  # multiscale_sample works on squares of the finest size
             if h > self.size or w > self.size:
                 raise ValueError(f"this multi-scale model samples {self.size}x{self.size} patches, got {h}x{w}: "
@@ -310,7 +298,7 @@ class DiffusionRestorer(nn.Module):
             pad = (0, pw - w, 0, ph - h)
             out = self.sample(F.pad(known, pad, mode="replicate"), F.pad(mask, pad, mode="replicate"),
                               sampler=sampler, steps=steps, eta=eta, seed=seed, jump_length=jump_length,
-                              jump_n_sample=jump_n_sample, refine_from=refine_from, margin=margin)
+                              jump_n_sample=jump_n_sample, refine_from=refine_from, samples=samples)
             return composite(known, mask, out[..., :h, :w])
         if sampler == "multiscale" or len(self.scales) > 1:
             if sampler != "multiscale" or len(self.scales) == 1:
@@ -319,23 +307,12 @@ class DiffusionRestorer(nn.Module):
                                  + f"; this one has scales {self.scales}")
             return multiscale_sample(list(self.nets), self.schedule, known, mask, self.scales, steps=steps, eta=eta,
                                      seed=seed, refine_from=refine_from, condition=self.condition, paste=True)
-        # the condition (and its fill) at the image's own size, hidden for RePaint (all zeros: nothing is known)
-        cond = self.condition(known, torch.zeros_like(mask) if sampler == "repaint" else mask)
-        m = min(int(margin), h - 1, w - 1)
-        m -= m % self.factor  # the canvas stays a multiple of the networks' stride
-        if m:  # mirror the condition and the known pixels into the margin (the docstring's ``margin``)
-            canvas = [F.pad(x, (m,) * 4, mode="reflect") for x in (known, mask, cond)]
-            out = self._sample_one_scale(sampler, *canvas, steps=steps, eta=eta, seed=seed, jump_length=jump_length,
-                                         jump_n_sample=jump_n_sample)
-            return composite(known, mask, out[..., m:m + h, m:m + w])
-        return self._sample_one_scale(sampler, known, mask, cond, steps=steps, eta=eta, seed=seed,
-                                      jump_length=jump_length, jump_n_sample=jump_n_sample)
-
-    def _sample_one_scale(self, sampler, known, mask, cond, *, steps, eta, seed, jump_length, jump_n_sample):
         net = self.nets[0]
         if sampler == "repaint":
+            hidden = self.condition(known, torch.zeros_like(mask))  # all zeros: nothing is known
             return repaint(net, self.schedule, known, mask, steps=steps, jump_length=jump_length,
-                           jump_n_sample=jump_n_sample, cond=cond, seed=seed)
+                           jump_n_sample=jump_n_sample, cond=hidden, seed=seed)
+        cond = self.condition(known, mask)
         if sampler == "ddpm":
             return ddpm_sample(net, self.schedule, known=known, mask=mask, cond=cond, steps=steps, seed=seed,
                                paste=True)
