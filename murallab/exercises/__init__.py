@@ -16,9 +16,12 @@ from .nb02 import check_layers_to_close, check_naoto_factor, check_partial_conv,
 from .nb03 import check_gram, check_hole_tv, check_l1_hedge, check_legacy_mse
 from .nb04 import check_cosine_lr, check_early_stopping, check_hole_psnr
 from .nb05 import check_blind_composite, check_iou, check_precision_recall, check_threshold_choice
+from .nb06 import check_ddim_step, check_mean_gain, check_q_sample
+from .nb07 import check_bin_means, check_bootstrap_ci
 
 __all__ = ["check_walk", "check_coverage", "check_mask_convention",
            "check_partial_conv", "check_naoto_factor", "check_layers_to_close", "check_window_size",
            "check_hole_tv", "check_gram", "check_l1_hedge", "check_legacy_mse",
            "check_cosine_lr", "check_early_stopping", "check_hole_psnr",
-           "check_iou", "check_precision_recall", "check_threshold_choice", "check_blind_composite"]
+           "check_iou", "check_precision_recall", "check_threshold_choice", "check_blind_composite",
+           "check_q_sample", "check_ddim_step", "check_mean_gain", "check_bin_means", "check_bootstrap_ci"]
