@@ -42,7 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from murallab import metrics  # noqa: E402
 from murallab._atomic import write_text  # noqa: E402
 from murallab.classical import navier_stokes, push_pull, telea  # noqa: E402
-from murallab.data import (MuralPatchDataset, PaintedDamage, PairedAugment, list_images, load_image,  # noqa: E402
+from murallab.data import (DamageShapes, MuralPatchDataset, PaintedDamage, PairedAugment, list_images, load_image,  # noqa: E402
                            load_mask, patch_positions, random_walk_masks)
 from murallab.nn import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
@@ -100,9 +100,10 @@ BAR_PSNR, BAR_SSIM = 1.5, 0.02
 
 
 def train_within(config: str, train_dir: Path, out: Path, minutes: float | None, device: str, seed: int,
-                 epochs: int | None = None):
+                 epochs: int | None = None, hole_masks: Path | None = None):
     """Train ``config`` on the murals in ``train_dir`` for ``epochs``, or about ``minutes`` (epochs from a measured
-    step time), or else the preset's own epochs.
+    step time), or else the preset's own epochs. With ``hole_masks`` a share ``data.real_holes`` of the training holes
+    are crops of those real damage masks (:class:`murallab.data.DamageShapes`).
 
     Validation (early stopping, best.pt) uses other patches of the training murals: the held-out murals are
     only ever scored, never used to choose a checkpoint.
@@ -112,7 +113,8 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
     d = cfg["data"]
     torch.manual_seed(seed)
     model, loss = build_model(**cfg["model"]), build_loss(cfg["loss"])
-    common = dict(patch_size=d["patch_size"], hole_ratio=tuple(d["hole_ratio"]), scale=tuple(d["scale"]))
+    common = dict(patch_size=d["patch_size"], hole_ratio=tuple(d["hole_ratio"]), scale=tuple(d["scale"]),
+                  holes=DamageShapes(hole_masks) if hole_masks else None, holes_p=d["real_holes"])
     n_murals = len(list_images(train_dir))
     # an epoch of at least ~3,200 patches (one wall: 3,200 of it; the pool: the preset's patches per mural), and
     # about 32 validation patches of one wall, one per mural of a pool
@@ -134,9 +136,10 @@ def train_within(config: str, train_dir: Path, out: Path, minutes: float | None,
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--split", choices=("pool", "wall"), default="pool",
+    ap.add_argument("--split", choices=("pool", "wall", "sources"), default="pool",
                     help="pool: train on --pool/train, hold out --pool/heldout and the --held-out murals (default); "
-                         "wall: train on the --train murals of --data, hold out the --held-out ones")
+                         "wall: train on the --train murals of --data, hold out the --held-out ones; "
+                         "sources: leave each source out in turn (bench/sources.py)")
     ap.add_argument("--pool", type=Path, default=REPO.parent / "shared" / "murals_pool",
                     help="a folder with train/ and heldout/ mural folders (default: ../shared/murals_pool)")
     ap.add_argument("--pool-per-image", type=int, default=4, help="held-out patches per --pool/heldout mural")
@@ -151,8 +154,13 @@ def main():
                     "(default: the preset's epochs or budget)")
     ap.add_argument("--detector-minutes", type=float, default=10)
     ap.add_argument("--epochs", type=int, help="restorer epochs, instead of the preset's")
-    ap.add_argument("--checkpoint", type=Path, help="score this trained restorer (best.pt) instead of training one; "
-                    "with --held-out cave_wall_large.jpg it measures the in-domain ceiling")
+    ap.add_argument("--checkpoint", nargs="+", help="score this trained restorer (best.pt, or pretrained:NAME) "
+                    "instead of training one; with --held-out cave_wall_large.jpg it measures the in-domain ceiling; "
+                    "--split sources takes several")
+    ap.add_argument("--seen", nargs="+", help="--split sources with --checkpoint: the sources they trained on")
+    ap.add_argument("--per-source", type=int, default=48, help="--split sources: scored patches per source")
+    ap.add_argument("--hole-masks", type=Path, help="a folder of real damage masks (255 = damage): a share "
+                    "data.real_holes of the training holes are crops of them")
     ap.add_argument("--self-ensemble", action="store_true", help="score the mean of the restorer's outputs on the "
                     "patch and its three flips (test-time augmentation: four times the time)")
     ap.add_argument("--detector-checkpoint", type=Path, help="score this detector instead of training one, e.g. "
@@ -165,13 +173,18 @@ def main():
                     "repeats a training on the same held-out set")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_restoration")
     args = ap.parse_args()
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    if args.split == "sources":
+        import sources
+
+        args.train_seed = train_seed
+        return sources.run(args, patches_from=held_out_patches, scores=scores, gains=gains, train_within=train_within)
     needed = [args.data] + ([args.pool / "train", args.pool / "heldout"] if args.split == "pool" else [])
     missing = [str(d) for d in needed if not d.is_dir()]
     if missing:
         print(f"bench/restoration.py: skipped, no murals at {', '.join(missing)} (pass --data / --pool, or --split)")
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    train_seed = args.seed if args.train_seed is None else args.train_seed
 
     print("held-out set:")
     images = held_out_patches(args.data, args.held_out, args.patch, args.per_image, args.seed)
@@ -189,13 +202,14 @@ def main():
         for path in list_images(args.pool / "train") if args.split == "pool" else [args.data / n for n in args.train]:
             (train_dir / path.name).symlink_to(path.resolve())
         if args.checkpoint:
-            training = {"checkpoint": str(args.checkpoint)}
+            training = {"checkpoint": args.checkpoint[0]}
         else:
             print("training the restorer:")
             result, seconds = train_within(args.config, train_dir, args.out / "restorer", args.minutes, args.device,
                                            train_seed, args.epochs)
             training = {"train_minutes": seconds / 60, "steps": result["steps"], "epochs": result["epochs"]}
-        model, _ = load_model(args.checkpoint or args.out / "restorer" / "best.pt", args.device)
+        model, _ = load_model(args.checkpoint[0] if args.checkpoint else args.out / "restorer" / "best.pt",
+                              args.device)
         t0 = time.perf_counter()
         flips = [(), (-1,), (-2,), (-2, -1)] if args.self_ensemble else [()]  # a flipped mural is still a mural
         ours = torch.stack([sum(restore(model, i.flip(f), m.flip(f), tile=256, overlap=32).flip(f) for f in flips)

@@ -59,8 +59,10 @@ def run(command: str, body: Callable, args) -> int:
 def _train_args(sub) -> None:
     ap = sub.add_parser("train", help="train a restoration model from a configs/*.yaml preset")
     ap.add_argument("--config", required=True, help="a YAML preset, e.g. configs/tiny_cpu.yaml")
-    ap.add_argument("--data", help="a folder of mural images, or a DLCV / Kaggle Dunhuang layout "
-                                   "(default: procedural murals)")
+    ap.add_argument("--data", nargs="+", help="a folder of mural images (or several: one per source), or a DLCV / "
+                                              "Kaggle Dunhuang layout (default: procedural murals)")
+    ap.add_argument("--hole-masks", help="a folder of real damage masks (255 = damage): a share of the holes "
+                                         "(data.real_holes, default half) are crops of them")
     ap.add_argument("--out", help="run folder for checkpoints and logs (default: runs/<config name>)")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     ap.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
@@ -72,8 +74,10 @@ def train(args) -> None:
     cfg = load_config(args.config)
     if args.device:
         cfg["train"]["device"] = args.device
+    if args.hole_masks:
+        cfg["data"]["hole_masks"] = args.hole_masks
     out = Path(args.out or Path("runs") / cfg["name"])
-    run_ = build_run(cfg, args.data)
+    run_ = build_run(cfg, args.data[0] if args.data and len(args.data) == 1 else args.data)
     result = fit(run_["model"], run_["loss"], run_["train_set"], run_["val_set"], run_["phases"], run_["train"], out,
                  resume=args.resume, config={k: cfg[k] for k in ("name", "model", "loss", "data")})
     summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items() if k != "history"}

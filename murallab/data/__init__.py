@@ -5,6 +5,7 @@ Conventions: images ``(3, H, W)`` float in [0, 1]; masks ``(1, H, W)`` float wit
 
 from .augment import PairedAugment
 from .damage import PaintedDamage, flake_masks, paint_damage, pale_paint, photograph
+from .damage_shapes import DamageShapes
 from .datasets import (DatasetLayoutError, DLCVDunhuang, KaggleDunhuang, MuralPatchDataset, detect_layout,
                        find_pairs, open_dataset, set_epoch)
 from .io import list_images, load_image, load_mask, save_image, save_mask
@@ -13,7 +14,7 @@ from .patches import min_spacing, patch_coverage, patch_positions, sample_patche
 from .synthetic import PALETTE, make_mural, make_murals
 
 __all__ = [
-    "PairedAugment", "PaintedDamage", "flake_masks", "paint_damage", "pale_paint", "photograph", "DatasetLayoutError",
+    "PairedAugment", "DamageShapes", "PaintedDamage", "flake_masks", "paint_damage", "pale_paint", "photograph", "DatasetLayoutError",
     "DLCVDunhuang", "KaggleDunhuang", "MuralPatchDataset", "detect_layout", "find_pairs", "open_dataset", "set_epoch",
     "list_images", "load_image", "load_mask", "save_image", "save_mask",
     "check_mask", "composite", "hole_ratio", "random_walk_mask", "random_walk_masks", "min_spacing", "patch_coverage",

@@ -14,6 +14,11 @@ Colour jitter (off by default) changes the image only, with torchvision's meanin
 contrast and saturation factors drawn from ``[1 - s, 1 + s]``, a hue shift from ``[-h, h]`` of a turn, applied in
 that order. Murals differ in pigment, fading and photography; jitter keeps a network trained on one wall from
 learning its palette.
+
+Two more differences between photographs, also off by default and applied to the image only, after the jitter:
+white balance (each channel's gain drawn from ``[1 - w, 1 + w]``, then divided by the three gains' mean so that
+only the tint changes, not the exposure) and JPEG compression (quality drawn uniformly from ``jpeg = (low, high)``,
+the camera's or the website's last step).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class PairedAugment:
         outside: ``"reflect"`` or ``"hole"``: what fills pixels rotated in from outside (module docstring).
         interpolation: image resampling for rotation (the mask always uses nearest).
         brightness, contrast, saturation, hue: colour-jitter strengths (module docstring); 0 = off.
+        white_balance: strength ``w`` of the per-channel gains (module docstring); 0 = off.
+        jpeg: ``(low, high)`` JPEG quality range, 1-100; None = off.
         seed: seeds this augmenter's own ``torch.Generator``; a ``generator`` passed to ``__call__`` wins.
 
     Call:
@@ -47,7 +54,8 @@ class PairedAugment:
 
     def __init__(self, hflip_p: float = 0.5, rotate_degrees: float = 30.0, rotate_p: float = 0.5, *,
                  outside: str = "reflect", interpolation=InterpolationMode.BILINEAR, brightness: float = 0.0,
-                 contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0, seed=None):
+                 contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0, white_balance: float = 0.0,
+                 jpeg=None, seed=None):
         if outside not in ("reflect", "hole"):
             raise ValueError(f"outside must be 'reflect' or 'hole', got {outside!r}")
         if not (0 <= hflip_p <= 1 and 0 <= rotate_p <= 1):
@@ -57,6 +65,11 @@ class PairedAugment:
         if not (0 <= brightness < 1 and 0 <= contrast < 1 and 0 <= saturation < 1 and 0 <= hue <= 0.5):
             raise ValueError("brightness, contrast and saturation must be in [0, 1) and hue in [0, 0.5], got "
                              f"{brightness}, {contrast}, {saturation}, {hue}")
+        if not 0 <= white_balance < 1:
+            raise ValueError(f"white_balance must be in [0, 1), got {white_balance}")
+        if jpeg is not None and not (len(jpeg) == 2 and 1 <= jpeg[0] <= jpeg[1] <= 100):
+            raise ValueError(f"jpeg must be a (low, high) quality range with 1 <= low <= high <= 100, got {jpeg}")
+        self.white_balance, self.jpeg = white_balance, None if jpeg is None else (int(jpeg[0]), int(jpeg[1]))
         self.jitter = {"brightness": brightness, "contrast": contrast, "saturation": saturation, "hue": hue}
         self.hflip_p, self.rotate_degrees, self.rotate_p = hflip_p, rotate_degrees, rotate_p
         self.outside, self.interpolation = outside, interpolation
@@ -69,7 +82,9 @@ class PairedAugment:
     def __repr__(self):
         return (f"PairedAugment(hflip_p={self.hflip_p}, rotate_degrees={self.rotate_degrees}, "
                 f"rotate_p={self.rotate_p}, outside={self.outside!r}"
-                + "".join(f", {k}={v}" for k, v in self.jitter.items() if v) + ")")
+                + "".join(f", {k}={v}" for k, v in self.jitter.items() if v)
+                + (f", white_balance={self.white_balance}" if self.white_balance else "")
+                + (f", jpeg={self.jpeg}" if self.jpeg else "") + ")")
 
     def sample_params(self, generator: torch.Generator | None = None) -> dict:
         """Draw ``{"hflip": bool, "angle": float}`` and, with jitter on, its factors: what one call will do."""
@@ -80,6 +95,12 @@ class PairedAugment:
         if any(self.jitter.values()):
             v = (2 * torch.rand(4, generator=g) - 1).tolist()  # each in [-1, 1]
             params |= {k: (k != "hue") + u * self.jitter[k] for k, u in zip(self.jitter, v)}  # factors, hue a shift
+        if self.white_balance:
+            gains = 1 + self.white_balance * (2 * torch.rand(3, generator=g) - 1)
+            params["gains"] = (gains / gains.mean()).tolist()
+        if self.jpeg:
+            lo, hi = self.jpeg
+            params["quality"] = lo + int(torch.randint(hi - lo + 1, (1,), generator=g))
         return params
 
     def apply(self, image: torch.Tensor, mask: torch.Tensor, params: dict):
@@ -111,7 +132,13 @@ class PairedAugment:
             img = TF.adjust_contrast(img, params["contrast"])
             img = TF.adjust_saturation(img, params["saturation"])
             img = TF.adjust_hue(img, params["hue"])
-        return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor)
+        img = img.as_subclass(torch.Tensor)
+        if "gains" in params:
+            img = (img * torch.tensor(params["gains"], dtype=img.dtype).view(3, 1, 1)).clamp(0, 1)
+        if "quality" in params:
+            as_bytes = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+            img = TF.jpeg(as_bytes, params["quality"]).to(image.dtype) / 255
+        return img, msk.as_subclass(torch.Tensor)
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None):
         return self.apply(image, mask, self.sample_params(generator))

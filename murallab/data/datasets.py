@@ -33,6 +33,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from .augment import PairedAugment
+from .damage_shapes import DamageShapes
 from .io import IMAGE_SUFFIXES, list_images, load_image, load_mask
 from .masks import check_mask, random_walk_mask
 from .patches import _upscaled_size, patch_positions, upscale_to_patch
@@ -92,6 +93,8 @@ class MuralPatchDataset(Dataset):
             ``patch_size / s`` window around its position and resized (antialiased) to ``patch_size``. ``(0.25, 1)``
             shows the network the same wall from 4× further away too, so it learns the fine detail of murals
             photographed whole as well as close up. Default ``(1, 1)``: cut at the image's own resolution.
+        holes, holes_p: a :class:`DamageShapes` and the share of samples whose hole is a crop of real damage
+            instead of a random walk (both kinds keep ``hole_ratio``). Default None: random walks only.
         seed: everything (murals, positions, masks, augmentation) follows from it and the epoch.
         cache_mb: decoded murals are kept in memory up to this many megabytes (float32; least recently used
             dropped first), so a shuffled epoch decodes each file about once instead of once per patch (a JPEG
@@ -100,12 +103,16 @@ class MuralPatchDataset(Dataset):
 
     def __init__(self, root=None, *, patch_size: int = 128, patches_per_image: int = 8, n_murals: int = 16,
                  mural_size: int | None = None, hole_ratio=(0.1, 0.4), augment: PairedAugment | None = None,
-                 upscale: bool = False, scale=(1.0, 1.0), seed: int = 0, cache_mb: float = 2048):
+                 upscale: bool = False, scale=(1.0, 1.0), holes: DamageShapes | None = None, holes_p: float = 0.5,
+                 seed: int = 0, cache_mb: float = 2048):
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must be a (low, high) range of zoom factors, 0 < low <= high <= 1; got {scale}")
         self.scale = (float(scale[0]), float(scale[1]))
         self.root, self.patch_size, self.ppi = root, patch_size, patches_per_image
         self.hole_ratio, self.augment, self.upscale, self.seed = hole_ratio, augment, upscale, seed
+        if not 0 <= holes_p <= 1:
+            raise ValueError(f"holes_p is the share of real damage shapes, in [0, 1]; got {holes_p}")
+        self.holes, self.holes_p = holes, holes_p
         self.epoch = 0
         if root is None:
             size = mural_size or 2 * patch_size
@@ -159,7 +166,10 @@ class MuralPatchDataset(Dataset):
         t, l = self.positions[i][j]
         mural = self._mural(i)
         rng = np.random.default_rng([self.seed, self.epoch, idx])
-        mask = random_walk_mask(p, hole_ratio=self.hole_ratio, seed=rng)
+        if self.holes is not None and self.holes_p > 0 and rng.random() < self.holes_p:
+            mask = self.holes.sample(p, rng, self.hole_ratio)
+        else:
+            mask = random_walk_mask(p, hole_ratio=self.hole_ratio, seed=rng)
         generator = _torch_generator(rng)
         if self.scale == (1.0, 1.0):
             patch = mural[:, t:t + p, l:l + p]

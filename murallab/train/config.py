@@ -19,11 +19,11 @@ import numbers
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from .. import losses
 from .._yaml import load_yaml
-from ..data import MuralPatchDataset, PaintedDamage, PairedAugment, detect_layout, open_dataset
+from ..data import DamageShapes, MuralPatchDataset, PaintedDamage, PairedAugment, detect_layout, open_dataset
 from ..nn import MODELS, build_model
 from .phases import Phase
 from .trainer import TrainConfig
@@ -31,7 +31,7 @@ from .trainer import TrainConfig
 DATA_DEFAULTS = {"patch_size": 128, "patches_per_image": 8, "n_murals": 16, "mural_size": None,
                  "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "jitter": {}, "upscale": False,
                  "scale": [1.0, 1.0], "hole_value": 0, "paint_damage": False, "flakes": 0.5,
-                 "decoys": 0.0}
+                 "decoys": 0.0, "hole_masks": None, "real_holes": 0.5}
 SECTIONS = {"name", "description", "init", "model", "loss", "data", "train", "phases"}
 
 
@@ -138,11 +138,16 @@ def build_loss(spec: dict):
 
 def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Training and validation sets. Procedural murals and mural folders are split by mural (no patch of a
-    validation mural is seen in training); the DLCV and Kaggle layouts by image. With ``paint_damage`` every
-    sample also carries ``"corrupted"``: its holes painted as exposed plaster and photographed, for blind
-    restoration, a fraction ``flakes`` of its masks are redrawn as flakes, and a fraction ``decoys`` of its images get
-    intact pale paint (:class:`murallab.data.PaintedDamage`)."""
-    train, val = _split(data, data_dir, seed)
+    validation mural is seen in training); the DLCV and Kaggle layouts by image. ``data_dir`` may be a list of
+    mural folders (several sources): each is split on its own and the parts joined. With ``hole_masks`` (a folder of
+    real damage masks) a share ``real_holes`` of the holes are crops of real damage (:class:`murallab.data.DamageShapes`).
+    With ``paint_damage`` every sample also carries ``"corrupted"``: its holes painted as exposed plaster and
+    photographed, for blind restoration, a fraction ``flakes`` of its masks are redrawn as flakes, and a fraction
+    ``decoys`` of its images get intact pale paint (:class:`murallab.data.PaintedDamage`)."""
+    folders = data_dir if isinstance(data_dir, (list, tuple)) else [data_dir]
+    parts = [_split(data, d, seed + 1000 * k) for k, d in enumerate(folders)]
+    train, val = parts[0] if len(parts) == 1 else (ConcatDataset([t for t, _ in parts]),
+                                                     ConcatDataset([v for _, v in parts]))
     if data["paint_damage"]:
         train, val = (PaintedDamage(d, s, flakes=data["flakes"], decoys=data["decoys"])
                       for d, s in ((train, seed), (val, seed + 1)))
@@ -151,9 +156,10 @@ def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Datas
 
 def _split(data: dict, data_dir, seed: int) -> tuple[Dataset, Dataset]:
     augment = PairedAugment(seed=seed, **data["jitter"]) if data["augment"] else None
+    holes = DamageShapes(data["hole_masks"]) if data["hole_masks"] else None
     common = dict(patch_size=data["patch_size"], patches_per_image=data["patches_per_image"],
                   hole_ratio=tuple(data["hole_ratio"]), upscale=data["upscale"], scale=tuple(data["scale"]),
-                  seed=seed)
+                  holes=holes, holes_p=data["real_holes"], seed=seed)
     if data_dir is None:
         n_val = max(1, round(data["n_murals"] * data["val_fraction"]))
         train = MuralPatchDataset(None, n_murals=data["n_murals"], mural_size=data["mural_size"], augment=augment,

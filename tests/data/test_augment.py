@@ -185,3 +185,39 @@ def test_colour_jitter_follows_the_formulas_and_spares_the_mask():
     assert {k: jittered[k] for k in plain} == plain
     with pytest.raises(ValueError, match="hue"):
         PairedAugment(hue=0.7)
+
+
+def test_white_balance_changes_tint_not_exposure():
+    """The gains average 1: a grey image keeps its mean level while its channels part."""
+    aug = PairedAugment(hflip_p=0, rotate_p=0, white_balance=0.2, seed=0)
+    image, mask = torch.full((3, 16, 16), 0.5), torch.ones(1, 16, 16)
+    params = aug.sample_params()
+    out, _ = aug.apply(image, mask, params)
+    assert abs(sum(params["gains"]) / 3 - 1) < 1e-6
+    assert torch.allclose(out.mean(), image.mean(), atol=1e-5)
+    assert torch.allclose(out[:, 0, 0], 0.5 * torch.tensor(params["gains"]), atol=1e-6)
+
+
+def test_jpeg_matches_pillow_at_the_drawn_quality():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    aug = PairedAugment(hflip_p=0, rotate_p=0, jpeg=(30, 30), seed=0)
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 32, 32, generator=g)
+    out, mask = aug(image, torch.ones(1, 32, 32))
+    buf = io.BytesIO()
+    Image.fromarray((image * 255).round().byte().permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=30)
+    ref = torch.from_numpy(np.array(Image.open(buf))).permute(2, 0, 1).float() / 255
+    assert (out - ref).abs().mean() < 2 / 255  # two JPEG codecs, the same quality
+    assert (out - image).abs().mean() > 10 / 255  # and it did compress
+    assert torch.equal(mask, torch.ones(1, 32, 32))
+
+
+def test_photographic_settings_checked():
+    with pytest.raises(ValueError, match="jpeg"):
+        PairedAugment(jpeg=(0, 90))
+    with pytest.raises(ValueError, match="white_balance"):
+        PairedAugment(white_balance=1.5)
