@@ -22,7 +22,8 @@
 3. Blind localisation, DiffuMural's K-means (``kmeans_damage_mask``): IoU with the painted damage of the held-out
    patches, and with the hand-labelled real flaking of ``--murals``/bodhisattva_damaged.png.
 4. Prints model calls, seconds (this machine, all patches at once) and hole PSNR / SSIM / full PSNR per method, and
-   issue 15's bars. Writes results.json and a PNG of examples to ``--out``.
+   the targets it checks (DDIM-50 against Telea, multi-scale against DDIM-50, RePaint against Telea, the
+   condition's worth). Writes results.json and a PNG of examples to ``--out``.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def main():
             ms_row = by[f"multi-scale {split}"]
             bars[f"multi-scale {split} >= DDIM-50 in hole PSNR and SSIM"] = (
                 ms_row["psnr_hole"] >= ddim["psnr_hole"] and ms_row["ssim_hole"] >= ddim["ssim_hole"])
-    print("\nissue 15's bars:")
+    print("\ntargets:")
     for bar, met in bars.items():
         print(f"  {'met    ' if met else 'NOT met'}  {bar}")
     # blind localisation (DiffuMural's K-means): on the painted damage of the held-out patches, and on real flaking

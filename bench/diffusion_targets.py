@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Why did the mask-conditioned diffusion model ignore its condition? One training run per variant, scored with
+"""What makes a mask-conditioned diffusion model use its condition? One training run per variant, scored with
 its condition and with it hidden.
 
     python bench/diffusion_targets.py --target eps|x0|v --loss all|hole [--replace] [--size 32] [--steps 800]

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Issue 14's GPU figures, prepared so that a session lent a GPU only has to run them (each part fits one device
-# call of at most 10 minutes; the device README says how to call). Before the first call, here:
-#   make gpu-data                      # copies ../shared/murals and murals_pool into gpu_data/ (git-ignored, 43 MB)
-#   (and, for the PConvUNet(7) step against naoto0804's port: make gpu-data PEER_NET=path/to/naoto0804/net.py)
-# then on the GPU machine, with carry ["gpu_data"]:
-#   bash bench/gpu_session.sh preset        # configs/real_gpu.yaml trained 7 minutes, scored on the pool (~9 min)
-#   bash bench/gpu_session.sh throughput    # fp32 / bf16 / channels-last images/s of the kit's train step, and
-#                                           # bench/partial_conv.py --unet (with the peer's net when given) (~3 min)
-# Results go to $OUT (the device's output folder) or runs/gpu_session; record them in BENCHMARKS.md.
-# The GPU machine has torch but no install of the kit: it runs from the repository with PYTHONPATH.
+# The kit's GPU measurements, for any machine with a CUDA GPU and a copy of this repository.
+#
+#   bash bench/gpu_session.sh preset       # configs/real_gpu.yaml trained for 7 minutes on the real-mural pool, then
+#                                          # scored against Telea on the pool's held-out murals (about 9 minutes)
+#   bash bench/gpu_session.sh throughput   # images/s of the kit's training step in fp32, bf16 and channels-last for
+#                                          # real_gpu.yaml's and real_cpu.yaml's networks, and partial convolution
+#                                          # against nn.Conv2d (bench/partial_conv.py --unet) (about 3 minutes)
+#
+# Needs: PyTorch with CUDA (the kit need not be installed: the script puts this repository on PYTHONPATH); for
+# `preset`, the murals: MURALS (default ../shared/murals) and POOL (default ../shared/murals_pool), or a copy of both
+# in gpu_data/ (`make gpu-data`, git-ignored, 43 MB). `make gpu-data PEER_NET=path/to/net.py` also copies
+# naoto0804's PConvUNet (MIT licence), which `throughput` then times beside the kit's.
+# Results: logs and JSON in $OUT (default runs/gpu_session), the GPU's name printed first. Record each figure in
+# BENCHMARKS.md with its command and the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-runs/gpu_session}"
+if [ -d gpu_data/murals_pool ]; then data=gpu_data; else data=../shared; fi
+POOL="${POOL:-$data/murals_pool}"
+MURALS="${MURALS:-$data/murals}"
 mkdir -p "$OUT"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 case "${1:-}" in
   preset)
-    test -d gpu_data/murals_pool || { echo "gpu_data/ is missing: run 'make gpu-data' here and carry gpu_data"; exit 2; }
+    test -d "$POOL/train" || { echo "no murals at $POOL: set POOL and MURALS, or run 'make gpu-data'"; exit 2; }
     python3 bench/restoration.py --config configs/real_gpu.yaml --device cuda --minutes 7 --detector-minutes 0 \
-      --pool gpu_data/murals_pool --data gpu_data/murals --out "$OUT/real_gpu" 2>&1 | tee "$OUT/real_gpu.log" ;;
+      --pool "$POOL" --data "$MURALS" --out "$OUT/real_gpu" 2>&1 | tee "$OUT/real_gpu.log" ;;
   throughput)
     python3 bench/throughput.py --device cuda --config configs/real_gpu.yaml configs/real_cpu.yaml \
       --json "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.log"

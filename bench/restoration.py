@@ -5,8 +5,8 @@
 
 1. Split *by image*. ``--split pool`` (default): train on ``--pool``/train (388 murals); hold out ``--pool``/heldout
    (42 murals, never trained on, never used to choose a checkpoint) and the ``--held-out`` murals of ``--data``.
-   ``--split wall``: train on the ``--train`` murals of ``--data`` (the large wall) and hold out the others (the
-   kit's earlier benchmark). From the damaged bodhisattva only patches with no labelled damage are held out.
+   ``--split wall``: train on the ``--train`` murals of ``--data`` (the large wall) and hold out the others. From
+   the damaged bodhisattva only patches with no labelled damage are held out.
 2. Held-out set: ``--patch`` px patches, random-walk holes of 10-40 % (fixed seed), restored by the trained network
    (tiled composite), Telea, Navier-Stokes and push-pull (the floor). Reports PSNR, SSIM and hole-only PSNR per
    method, overall and per hole-ratio bin (10-20, 20-30, 30-40 %), and a ruler: the same scores for the truth
@@ -20,8 +20,8 @@
    damage on patches of the training murals) and scores its damage map on bodhisattva_damaged.png against the
    hand-labelled mask (IoU, F1), and on painted damage of the held-out pool murals, photographed and sharp (a
    detector that finds only the sharp kind learned the shortcut, not the damage: murallab.data.damage).
-Bar (issue 14): beat Telea by at least 1.5 dB PSNR and 0.02 SSIM, overall and in every bin, within 30 minutes on 2
-CPU cores. Everything (figures, a PNG of examples, the JSON) goes to --out.
+Bar for the CPU preset: beat Telea by at least 1.5 dB PSNR and 0.02 SSIM, overall and in every bin, within 30
+minutes on 2 CPU cores. Everything (figures, a PNG of examples, the JSON) goes to --out.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def gains(ours: dict, floor: dict) -> dict:
     return out
 
 
-#: issue 14's bar for the CPU preset: over Telea, overall and in every bin
+#: the CPU preset's bar: gains over Telea, overall and in every bin
 BAR_PSNR, BAR_SSIM = 1.5, 0.02
 
 

@@ -9,11 +9,11 @@ random-walk holes: data loading is not timed here; ``bench/restoration.py`` time
 
 - ``fp32`` and ``bf16`` (autocast; on a CPU without bf16 hardware it is emulated and slow);
 - each also with ``channels_last`` (the weights and the batch stored NHWC, the layout of a GPU's tensor cores);
-- with ``--compile``, each also ``torch.compile``d (the first calls compile and are not timed). On a CPU the run took
+- with ``--compile``, each also ``torch.compile``d (the first calls compile and are not timed). On a CPU a run takes
   about 9 minutes for ``real_cpu.yaml``'s FFCUNet, nearly all of it compiling (BENCHMARKS.md).
 
 Each variant gets its own copy of the network and optimiser, and the variants run interleaved ``--repeats`` times
-(medians), so a drifting machine affects all alike. Issue 14's GPU goal: bf16 at least 1.5x fp32 images/s.
+(medians), so a drifting machine affects all alike. Goal on a GPU: bf16 at least 1.5x fp32 images/s.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from murallab.train import load_config, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
 from murallab.train.trainer import AMP_DTYPES, _to  # noqa: E402
 
-#: issue 14's goal on a GPU: bf16 (channels-last) at least this many times fp32's images/s
+#: the goal on a GPU: bf16 (channels-last) at least this many times fp32's images/s
 BAR_BF16 = 1.5
 
 

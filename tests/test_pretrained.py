@@ -117,8 +117,8 @@ def test_shipped_detector_finds_painted_damage():
 
 def test_shipped_detector_did_not_learn_the_sharpness_shortcut():
     """Painted damage sent through a camera and a JPEG file (`photograph`) is found about as well as sharp painted
-    damage: the detector learned what damage looks like, not that it is sharp (the session-8 detector fell from
-    0.84 to 0.14 on held-out murals; BENCHMARKS.md)."""
+    damage: the detector finds what damage looks like, not that it is sharp (a detector trained on sharp painted
+    damage scores 0.84 sharp and 0.14 photographed on held-out murals; BENCHMARKS.md, "Damage detection")."""
     model = pretrained.load_pretrained("detector")
     tau = pretrained.WEIGHTS["detector"].meta["threshold"]
     images, masks = _procedural(seed=13)
@@ -159,7 +159,7 @@ def _patches64(n=8, seed=5):
 
 
 def test_shipped_diffusion_model_uses_its_condition():
-    """The probe of issue 15: hiding the condition (the masked image and the mask) from the shipped model costs it
+    """The condition probe: hiding the condition (the masked image and the mask) from the shipped model costs it
     more than 3 dB of hole PSNR, and with it the DDIM fill beats the mean colour of the known pixels."""
     from murallab.diffusion import ddim_sample
 

@@ -185,7 +185,7 @@ def test_ctrl_c_stops_the_kernel_and_leaves_consistent_results(tmp_path):
         assert json.loads((out / "x-2" / "status.json").read_text())["status"] == "running"
         sent = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-        _, err = proc.communicate(timeout=60)  # the old runner waited for the 10-minute cell
+        _, err = proc.communicate(timeout=60)  # far less than the 10-minute cell: the kernel is stopped at once
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:

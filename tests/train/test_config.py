@@ -47,7 +47,7 @@ def test_integers_strings_and_the_rest_are_unchanged(text, expected):
 
 
 def test_a_preset_with_lr_1e_minus_3_loads(tmp_path):
-    """`lr: 1e-3` used to reach Phase as the string '1e-3' and crash with a TypeError."""
+    """`lr: 1e-3` (which YAML 1.1 reads as a string) reaches Phase as the float 0.001."""
     cfg = load_config(write(tmp_path, PRESET.replace("LR", "1e-3")))
     assert cfg["phases"][0]["lr"] == 0.001 and type(cfg["phases"][0]["lr"]) is float
     cfg = load_config(write(tmp_path, PRESET.replace("LR", "5E-4").replace("epochs: 1", "epochs: 2")))
@@ -93,7 +93,8 @@ def test_yaml_that_is_not_a_mapping_or_not_text(tmp_path):
 # --- model and loss arguments ------------------------------------------------------------------------------
 
 def test_an_unknown_model_argument_names_it_and_the_accepted_ones(tmp_path):
-    """`bass: 3` used to pass load_config and crash in build_run with PConvUNet.__init__()'s TypeError."""
+    """`bass: 3` is refused by load_config with a ValueError naming the key and the accepted ones, not a TypeError
+    from PConvUNet.__init__() in build_run."""
     text = PRESET.replace("LR", "1e-3").replace("base: 4}", "base: 4, bass: 3}")
     with pytest.raises(ValueError) as info:
         load_config(write(tmp_path, text))

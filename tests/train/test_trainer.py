@@ -430,7 +430,7 @@ def test_resume_with_other_phases_is_a_one_line_error(tmp_path):
 
 
 def test_a_run_saved_before_a_phase_setting_existed_resumes(tmp_path, monkeypatch):
-    """A checkpoint whose phases lack a newer key (``minutes``, session 18) resumes under the key's default."""
+    """A checkpoint whose phases lack a key (``minutes``) resumes under the key's default."""
     from murallab.train import save_checkpoint
     cfg = one_epoch()
     run_interrupted_after_epoch_1(cfg, tmp_path, monkeypatch)
@@ -443,7 +443,8 @@ def test_a_run_saved_before_a_phase_setting_existed_resumes(tmp_path, monkeypatc
 
 
 def test_a_diverging_run_warns_once_and_names_the_kept_checkpoint(tmp_path):
-    """lr 1e6: the validation loss jumps to ~1e14 from ~1 at step 1. The old loop finished quietly (exit 0)."""
+    """lr 1e6: the validation loss jumps to ~1e14 from ~1 at step 1; the run warns once, naming the checkpoint
+    it keeps."""
     cfg = tiny(phases=[{"name": "a", "lr": 1e6, "epochs": 2}])
     with pytest.warns(RuntimeWarning, match=r"the run diverged: validation loss .* after epoch 1 of phase 'a' is "
                                             r".*x the loss at step 1") as record:
@@ -486,8 +487,8 @@ def test_divergence_is_100x_the_best_validation_loss(tmp_path, monkeypatch):
 @pytest.mark.parametrize("resume", [False, True])
 def test_a_failed_run_folder_starts_clean(tmp_path, resume):
     """A run that crashed in its first epoch left metrics.csv and TensorBoard events but no last.pt. Running again
-    (with or without resume) starts a new run whose logs hold only its own steps (the old loop appended to the
-    crashed run's metrics.csv); the kit's old log files go, the user's files stay."""
+    (with or without resume) starts a new run whose logs hold only its own steps, not appended to the crashed run's
+    metrics.csv; the kit's log files from the crashed run go, the user's files stay."""
     import csv
     import json
 
