@@ -41,7 +41,7 @@ lab: setup
 bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
-# the real murals, next to the working tree, for a lent GPU machine (bench/gpu_session.sh); never committed
+# the real murals copied next to the working tree, for running bench/gpu_session.sh on another machine; never committed
 # (PEER_NET=path/to/net.py also copies naoto0804's PConvUNet, MIT licence, for bench/partial_conv.py --peer)
 gpu-data:
 	mkdir -p gpu_data
