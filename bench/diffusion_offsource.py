@@ -44,7 +44,6 @@ from murallab.train import load_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BLOB_ERROR = 0.3
-LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def crops(pool: Path, size: int, per_scan: int, seed: int) -> tuple[torch.Tensor, list[str]]:
@@ -63,18 +62,6 @@ def crops(pool: Path, size: int, per_scan: int, seed: int) -> tuple[torch.Tensor
                 out.append(F.interpolate(patch, size=(size, size), mode="area")[0].clamp(0, 1))
                 names.append(path.name)
     return torch.stack(out), names
-
-
-def hf_energy(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Σ over hole pixels (mask 0) of the squared Laplacian of ``image`` (per channel, replicate padding): ``(B,)``."""
-    lap = F.conv2d(F.pad(image, (1, 1, 1, 1), mode="replicate"), LAPLACIAN.to(image)[None, None].repeat(3, 1, 1, 1),
-                   groups=3)
-    return (lap ** 2 * (1 - mask)).sum((1, 2, 3))
-
-
-def hf_ratio(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
-    """Hole high-frequency energy of the composite over the truth's, pooled over the batch (1 = as textured)."""
-    return (hf_energy(composite(target, mask, pred), mask).sum() / hf_energy(target, mask).sum()).item()
 
 
 def blob_fraction(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
@@ -140,7 +127,7 @@ def main():
         outputs[label] = out
         r = dict(method=label, psnr=metrics.psnr(out, image).item(), ssim=metrics.ssim(out, image).item(),
                  psnr_hole=metrics.psnr(out, image, mask).item(), ssim_hole=metrics.ssim(out, image, mask).item(),
-                 blobs=blob_fraction(out, image, mask), hf_ratio=hf_ratio(out, image, mask), seconds=seconds)
+                 blobs=blob_fraction(out, image, mask), hf_ratio=metrics.hf_ratio(out, image, mask), seconds=seconds)
         sat = saturated_blobs(out, image, mask)
         r["sat"] = (sat.sum() / (mask == 0).sum()).item()
         r["sat_near_edge"] = (sat & near_edge).sum().item() / max(sat.sum().item(), 1)

@@ -233,3 +233,34 @@ def test_choose_threshold_is_the_best_iou_of_the_sweep():
     tau, table = metrics.choose_threshold(prob, truth, thresholds=(0.1, 0.2, 0.25, 0.3, 0.5))
     assert tau == 0.25 and table[0.25] == table[0.3] == 1.0
     assert table[0.1] == pytest.approx(9 / 12) and table[0.5] == 0.0
+
+
+def test_hf_energy_is_scipy_laplace_squared_over_the_inner_hole():
+    """The texture score's energy against scipy.ndimage.laplace (the same 5-point stencil, edge pixels repeated), over
+    the hole eroded by one pixel (scipy.ndimage.binary_erosion with a 3x3 square, the image border counting as
+    beyond it)."""
+    from scipy import ndimage
+
+    from murallab.data import random_walk_masks
+
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 20, 17, generator=g, dtype=torch.float64)
+    mask = random_walk_masks(2, 20, 17, hole_ratio=(0.2, 0.4), seed=3).double()
+    inner = [ndimage.binary_erosion(np.pad(mask[b, 0].numpy() == 0, 1, mode="edge"), np.ones((3, 3)))[1:-1, 1:-1]
+             for b in range(2)]
+    assert all(0 < i.sum() < (mask[b, 0] == 0).sum() for b, i in enumerate(inner))
+    want = [sum((ndimage.laplace(image[b, c].numpy(), mode="nearest") ** 2 * inner[b]).sum()
+                for c in range(3)) for b in range(2)]
+    assert torch.allclose(metrics.hf_energy(image, mask), torch.tensor(want, dtype=torch.float64), rtol=1e-10)
+
+
+def test_hf_ratio_is_one_for_the_truth_and_falls_with_blur():
+    from murallab.data import make_murals, random_walk_masks
+
+    image = make_murals(4, 64, seed=0)
+    mask = random_walk_masks(4, 64, hole_ratio=(0.2, 0.4), seed=0)
+    assert metrics.hf_ratio(image, image, mask) == pytest.approx(1.0)
+    blurred = [metrics.hf_ratio(metrics.blurred_truth(image, mask, s), image, mask) for s in (0.5, 1, 2, 4)]
+    assert all(a > b for a, b in zip(blurred, blurred[1:])) and blurred[-1] < 0.2
+    noisy = (image + 0.2 * torch.randn(image.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert metrics.hf_ratio(noisy, image, mask) > 1
