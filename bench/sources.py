@@ -129,16 +129,14 @@ def run(args, *, patches_from, scores, gains, train_within) -> None:
             models[run_name] = {"scores": score_all(model, {n: sets[n] for n in scored}, args.device, scores),
                                 "left_out": left + (["walls"] if run_name == "all sources" else []),
                                 "train_minutes": seconds / 60, "steps": result["steps"]}
-    # left-out rows: each source from the run (or checkpoint) that did not see it
-    left_rows = {}
-    for name in src:
-        for m in models.values():
-            if name in m["left_out"] and name in m["scores"]:
-                left_rows.setdefault(name, m["scores"][name])
     report = {"sources": {n: {"scored_patches": len(sets[n][0]), "training_images": len(s["train"])}
                           for n, s in src.items()},
               "classical": classical, "models": models, "args": {k: str(v) for k, v in vars(args).items()}}
-    if left_rows:
+    if args.checkpoint:  # each network over the sources it did not see
+        for m in models.values():
+            m["left_out_mean_gain"] = mean_gain(m["scores"], classical, m["left_out"], gains)
+    else:  # the recipe: each source scored by the run that left it out
+        left_rows = {n: m["scores"][n] for m in models.values() for n in m["left_out"]}
         report["left_out_mean_gain"] = mean_gain(left_rows, classical, list(left_rows), gains)
     if "all sources" in models:
         seen = [n for n in src if n not in models["all sources"]["left_out"]]
@@ -162,12 +160,14 @@ def _print(report, sets, classical, models, gains) -> None:
             print(f"  {label:<34}{r['psnr']:>7.2f}{r['ssim']:>7.3f}  gain {g['all']['psnr']:+.2f} dB "
                   f"{g['all']['ssim']:+.3f}  bins " + " ".join(f"{g[b]['psnr']:+.2f}" for b in bins if b in g)
                   + f"  {seen}")
-    for key, what in (("left_out_mean_gain", "mean over left-out sources"),
-                      ("in_source_mean_gain", "mean over sources trained on (their held-out images)")):
-        if key in report:
-            g = report[key]
-            print(f"{what}: {g['all']['psnr']:+.2f} dB {g['all']['ssim']:+.3f} SSIM; per bin "
-                  + ", ".join(f"{b} {g[b]['psnr']:+.2f}" for b in bins if b in g))
+    means = [(f"{name}, mean over its left-out sources", m["left_out_mean_gain"]) for name, m in models.items()
+             if "left_out_mean_gain" in m]
+    means += [(what, report[key]) for key, what in (
+        ("left_out_mean_gain", "mean over left-out sources"),
+        ("in_source_mean_gain", "mean over sources trained on (their held-out images)")) if key in report]
+    for what, g in means:
+        print(f"{what}: {g['all']['psnr']:+.2f} dB {g['all']['ssim']:+.3f} SSIM; per bin "
+              + ", ".join(f"{b} {g[b]['psnr']:+.2f} / {g[b]['ssim']:+.3f}" for b in bins if b in g))
     if "left_out_mean_gain" in report and "in_source_mean_gain" in report:
         share = report["left_out_mean_gain"]["all"]["psnr"] / report["in_source_mean_gain"]["all"]["psnr"]
         print(f"share of the in-source gain that survives on left-out sources: {share:.0%}")
