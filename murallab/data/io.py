@@ -13,6 +13,7 @@ carries no orientation tag) looks like its input.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "save_image", "save_mask", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "save_image", "save_mask", "list_images",
+           "is_greyscale", "warn_if_greyscale"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -226,3 +228,17 @@ def list_images(folder) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder at {folder}")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def is_greyscale(image: torch.Tensor, tolerance: float = 4 / 255) -> bool:
+    """Whether a ``(3, H, W)`` image is grey: its channels differ nowhere by more than ``tolerance`` (a greyscale
+    JPEG saved as RGB differs by a level or two)."""
+    return bool((image.amax(dim=-3) - image.amin(dim=-3)).max() <= tolerance)
+
+
+def warn_if_greyscale(image: torch.Tensor) -> None:
+    """Warn (``UserWarning``) that a damage detector trained on colour murals sees little damage in a grey image."""
+    if image.shape[-3] == 3 and is_greyscale(image):
+        warnings.warn("the image is greyscale: a damage detector learns from colour murals and finds little of the "
+                      "damage in a grey photograph; give a colour photograph, or mark the damage with a mask",
+                      UserWarning, stacklevel=4)  # the caller of restore_blind or detect

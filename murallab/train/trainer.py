@@ -34,6 +34,7 @@ from .._device import device as pick_device
 from ..data import set_epoch
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .lock import RunLock
 from .log import RunLog
 from .phases import Phase, apply_phase
 
@@ -290,6 +291,7 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
         ``cfg.monitor``.
     """
     out = Path(out_dir)
+    lock = RunLock(out)  # one run at a time in a folder
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists() and not resume:
         raise FileExistsError(f"{out} already holds a run (last.pt). Pass resume=True (--resume) to continue it, "
@@ -328,6 +330,8 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     if log.removed:
         print(f"{out}: the run there left no last.pt{' to resume' if resume else ''} (it stopped in its first "
               f"epoch); starting a new run, without its logs ({', '.join(log.removed)} removed)")
+    elif resume and ckpt is None and main:
+        print(f"{out}: nothing to resume (no last.pt there); starting a new run")
     if ckpt is not None:
         log.truncate(progress["step"])
 
@@ -455,6 +459,7 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             if over:
                 break
     log.close()
+    lock.release()
     distributed.cleanup()  # every rank waits (rank 0 wrote last.pt), then leaves the process group setup() joined
     return {"best": progress["best"], "monitor": cfg.monitor, "best_checkpoint": best_path,
             "last_checkpoint": last_path, "steps": progress["step"], "epochs": progress["global_epoch"],
