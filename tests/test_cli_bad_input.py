@@ -175,10 +175,13 @@ def config(tmp_path, monkeypatch):
     return path
 
 
-@pytest.mark.parametrize("out,words", [("cfg.yaml", "is the config file"), ("cfg.yaml/run", "is a file, not a folder")])
+@pytest.mark.parametrize("out,words", [("cfg.yaml", "is the config file"), ("cfg.yaml/run", "is a file, not a folder"),
+                                       ("murals", "is the data folder")])
 def test_train_out_checked_before_the_data_is_built(config, capsys, monkeypatch, out, words):
     monkeypatch.setattr("murallab.train.build_run", lambda *a, **k: pytest.fail("the data was built first"))
-    line = one_line_error(capsys, ["train", "--config", str(config), "--out", str(config.parent / out)])
+    (config.parent / "murals").mkdir()
+    line = one_line_error(capsys, ["train", "--config", str(config), "--out", str(config.parent / out), "--data",
+                                   str(config.parent / "murals")])
     assert words in line, line
     assert config.read_text() == TRAIN_YAML
 
@@ -292,6 +295,23 @@ def test_lock_is_held_while_fit_runs(tmp_path):
         finally:
             other.kill()
             other.wait()
+
+
+def test_lock_is_removed_when_fit_fails(tmp_path):
+    """A run that stops with an error (here: the folder already holds a run and resume is not asked for) leaves no
+    lock behind, even while its exception is still alive (a notebook keeps the last one)."""
+    from murallab.losses import PConvLoss
+    from murallab.train import Phase, TrainConfig, fit
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pt").write_bytes(b"")
+    try:
+        fit(PConvUNet(layers=2, base=4), PConvLoss(perceptual=0.0, style=0.0, weights=None), [], [],
+            [Phase(name="a", train="all", lr=1e-3, epochs=1)], TrainConfig(device="cpu"), tmp_path / "run")
+    except FileExistsError as e:
+        error = e
+    assert "already holds a run" in str(error)
+    assert not (tmp_path / "run" / "run.lock").exists()
 
 
 def test_resume_with_nothing_to_resume_says_it_starts_fresh(config, capsys):

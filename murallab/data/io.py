@@ -78,9 +78,9 @@ def _to_float(img: Image.Image) -> np.ndarray:
 
 
 def image_from_pil(img: Image.Image) -> torch.Tensor:
-    """A PIL image as ``(3, H, W)`` float32 in [0, 1]: RGB, RGBA (composited onto black), greyscale (repeated to 3
-    channels), 16-bit and palette images are handled."""
-    a = _to_float(img)
+    """A PIL image as ``(3, H, W)`` float32 in [0, 1], as viewers show it (its EXIF orientation applied): RGB, RGBA
+    (composited onto black), greyscale (repeated to 3 channels), 16-bit and palette images are handled."""
+    a = _to_float(ImageOps.exif_transpose(img))
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()

@@ -1,13 +1,15 @@
-"""One training run per run folder: ``fit`` holds ``<out>/run.lock`` while it writes there.
+"""One training run per run folder: ``fit`` holds ``<out_dir>/run.lock`` while it runs (``@locks_run_folder``).
 
 The lock file holds the owner's process id. A second run into the same folder stops at once with one line instead
 of interleaving its ``metrics.csv``, TensorBoard events and checkpoints with the first. The lock is removed when the
-run ends (or its process exits); a lock left by a process that no longer runs (a killed run) is taken over, with a
-one-line note. Under torchrun only rank 0 writes to the folder, so only rank 0 takes the lock.
+run ends, by an error too (or when its process exits); a lock left by a process that no longer runs (a killed run)
+is taken over, with a one-line note. Under torchrun only rank 0 writes to the folder, so only rank 0 takes the lock.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import weakref
@@ -90,3 +92,21 @@ class RunLock:
         """Remove the lock file (if this process still holds it)."""
         if self._finalizer is not None:
             self._finalizer()
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def locks_run_folder(fit):
+    """``fit`` holding a :class:`RunLock` on its ``out_dir`` argument while it runs, whether it returns or raises."""
+    signature = inspect.signature(fit)
+
+    @functools.wraps(fit)
+    def locked(*args, **kwargs):
+        with RunLock(signature.bind(*args, **kwargs).arguments["out_dir"]):
+            return fit(*args, **kwargs)
+
+    return locked

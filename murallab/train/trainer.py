@@ -34,7 +34,7 @@ from .._device import device as pick_device
 from ..data import set_epoch
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .lock import RunLock
+from .lock import locks_run_folder
 from .log import RunLog
 from .phases import Phase, apply_phase
 
@@ -268,6 +268,7 @@ def _check_same_phases(path: Path, saved, asked) -> None:
                      f"from its weights (init: {path})")
 
 
+@locks_run_folder  # one run at a time in a folder
 def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfig, out_dir, *,
         resume: bool = False, config: dict | None = None) -> dict:
     """Train ``model`` through ``phases``; write ``last.pt``, ``best.pt`` and logs to ``out_dir``.
@@ -291,7 +292,6 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
         ``cfg.monitor``.
     """
     out = Path(out_dir)
-    lock = RunLock(out)  # one run at a time in a folder
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists() and not resume:
         raise FileExistsError(f"{out} already holds a run (last.pt). Pass resume=True (--resume) to continue it, "
@@ -459,7 +459,6 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
             if over:
                 break
     log.close()
-    lock.release()
     distributed.cleanup()  # every rank waits (rank 0 wrote last.pt), then leaves the process group setup() joined
     return {"best": progress["best"], "monitor": cfg.monitor, "best_checkpoint": best_path,
             "last_checkpoint": last_path, "steps": progress["step"], "epochs": progress["global_epoch"],

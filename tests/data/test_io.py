@@ -457,3 +457,14 @@ def test_explicit_white_level(tmp_path):
     for bad in (0, -1, 0.5, "1", True):
         with pytest.raises(ValueError, match="white_level"):
             load_mask(path, hole_value=0, white_level=bad)
+
+
+def test_image_from_pil_applies_exif_orientation(tmp_path):
+    """A PIL image opened by the caller (the paint-and-restore widget takes one) is turned as viewers show it too."""
+    from murallab.data.io import image_from_pil
+
+    a = np.zeros((4, 6, 3), np.uint8)
+    a[0, 0] = 255
+    with Image.open(_with_orientation(a, tmp_path / "side.png", 6)) as img:
+        t = image_from_pil(img)
+    assert torch.equal(t, torch.from_numpy(np.rot90(a, k=-1).copy()).permute(2, 0, 1).float() / 255)
