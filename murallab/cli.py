@@ -281,7 +281,6 @@ def _read_mask(args, image):
                          f"must have exactly its image's size")
     ratio = float(hole_ratio(mask))
     hole, other = ("black", 255) if args.mask_hole_value == 0 else ("white", 0)
-    read = f"read with --mask-hole-value {args.mask_hole_value} ({hole} = hole), the mask {args.mask}"
     if ratio in (0.0, 1.0):  # the file is all white or all black: no convention gives it a hole to restore
         colour = "black" if (ratio == 1.0) == (hole == "black") else "white"
         given, flipped = ("only", "no") if ratio else ("no", "only")
@@ -289,8 +288,9 @@ def _read_mask(args, image):
                          f"{args.mask_hole_value} and {flipped} holes with {other}, so there is nothing to restore; "
                          f"paint the damage on it, black on white (--mask-hole-value 0) or white on black (255)")
     if ratio > MAX_HOLE_RATIO:  # the other convention holds the holes (1 - ratio of the pixels, more than none)
-        raise UsageError(f"{read} marks {ratio:.0%} of the pixels as holes: it is most likely in the other "
-                         f"convention; try --mask-hole-value {other}")
+        raise UsageError(f"read with --mask-hole-value {args.mask_hole_value} ({hole} = hole), the mask {args.mask} "
+                         f"marks {ratio:.0%} of the pixels as holes: it is most likely in the other convention; "
+                         f"try --mask-hole-value {other}")
     return mask
 
 
