@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from ._atomic import check_output
 from .diffusion.restorer import SAMPLERS
 from .metrics import DAMAGE_THRESHOLD
 
@@ -58,36 +59,6 @@ def run(command: str, body: Callable, args) -> int:
             raise
         print(f"murallab {command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` name one file (or folder): equal once resolved, or the same file on disk."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def check_output(out, option: str, inputs: dict, *, folder: bool = False) -> Path:
-    """``out`` as a Path, checked before any work: not one of ``inputs`` (``{what it is: path or None}``), not a
-    folder where a file is wanted (or a file where a folder is), not under a file, in a folder one can write in."""
-    out = Path(out)
-    kind = "folder" if folder else "file"
-    for what, given in inputs.items():
-        if given is not None and _same_path(out, Path(given)):
-            raise UsageError(f"{option} {out} is the {what}; write to a new {kind}")
-    if out.exists() and out.is_dir() != folder:
-        raise UsageError(f"{option} {out} is a {'file' if folder else 'folder'}; give the {kind} to write")
-    nearest = out if folder and out.is_dir() else out.parent
-    while not nearest.exists():
-        nearest = nearest.parent
-    if not nearest.is_dir():
-        raise UsageError(f"{option} {out} cannot be written: {nearest} is a file, not a folder")
-    if not os.access(nearest, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {out} cannot be written: no permission to write in the folder {nearest}")
-    return out
 
 
 def _check_device(name):

@@ -24,9 +24,7 @@ which were interrupted; a rerun of the same command resumes. The runner needs pa
 
 from __future__ import annotations
 
-import ast
 import csv
-import difflib
 import itertools
 import json
 import os
@@ -43,6 +41,7 @@ from tqdm import tqdm
 
 from ._atomic import atomic_path, write_text
 from ._yaml import load_yaml
+from .params import check_parameters
 
 
 COURSE_TOOLS = 'the sweep runner needs the course tools: pip install "murallab[course]"'
@@ -93,44 +92,6 @@ def load_grid(path) -> list[tuple[str, dict]]:
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: run names must be unique, got {names}")
     return runs
-
-
-def notebook_parameters(notebook) -> list[str] | None:
-    """The names a notebook's ``parameters`` cell assigns (the values papermill can set), in order; ``None`` when it
-    has no such cell."""
-    path = Path(notebook)
-    try:
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a Jupyter notebook ({type(e).__name__}: {e})") from None
-    for cell in cells:
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            try:
-                tree = ast.parse(source)
-            except SyntaxError as e:
-                raise ValueError(f"{path}: its parameters cell is not valid Python ({e})") from None
-            names = []
-            for node in tree.body:
-                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-                names += [t.id for t in targets if isinstance(t, ast.Name)]
-            return list(dict.fromkeys(names))
-    return None
-
-
-def check_parameters(runs: list[tuple[str, dict]], notebook, grid) -> None:
-    """``ValueError`` naming the notebook's parameters when a run sets one the notebook does not have (a misspelt
-    key would otherwise run with the default and be marked done)."""
-    known = notebook_parameters(notebook)
-    if known is None:
-        return
-    unknown = list(dict.fromkeys(k for _, params in runs for k in params if k not in known))
-    if unknown:
-        close = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
-        hint = "".join(f" ({k}: did you mean {c[0]}?)" for k, c in close.items() if c)
-        verb = "is not a parameter" if len(unknown) == 1 else "are not parameters"
-        raise ValueError(f"{grid}: {', '.join(map(repr, unknown))} {verb} of {Path(notebook).name}{hint}; its "
-                         f"parameters are {', '.join(known)}")
 
 
 class _Kernel:

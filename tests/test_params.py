@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from murallab.params import check
-from murallab.sweep import notebook_parameters
+from murallab.params import check, notebook_parameters
 
 
 @pytest.mark.parametrize("value,kw,message", [
