@@ -14,7 +14,11 @@ def device(name: str | torch.device | None = None) -> torch.device:
     """
     if name is None or name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):  # torch lists its twenty device types; say what this kit runs on
+        raise RuntimeError(f"unknown device {name!r}: expected 'cpu', 'cuda', 'cuda:N' (N: a GPU's number), "
+                           f"another torch device type such as 'mps', or None / 'auto' to choose") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device {name!r} was asked for, but PyTorch sees no CUDA GPU here; "

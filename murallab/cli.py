@@ -14,11 +14,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from ._atomic import check_output
 from .diffusion.restorer import SAMPLERS
 from .metrics import DAMAGE_THRESHOLD
 
@@ -41,9 +43,14 @@ def _one_line(e: BaseException) -> str:
 
 def run(command: str, body: Callable, args) -> int:
     """Run ``body(args)`` for ``murallab COMMAND``: its exit status (0 when it returns None), 2 after a one-line
-    error on stderr for bad input (``USER_ERRORS``), 130 after Ctrl-C."""
+    error on stderr for bad input (``USER_ERRORS``), 130 after Ctrl-C. Warnings are printed as one line each."""
+    def one_line_warning(message, category, *_, **__):  # not Python's "file:line: Category: ..." and source line
+        print(f"murallab {command}: warning: {_one_line(message)}", file=sys.stderr)
+
     try:
-        return int(body(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning
+            return int(body(args) or 0)
     except KeyboardInterrupt as e:  # a sweep says what it stopped and where its results are
         print(f"murallab {command}: interrupted" + (f": {_one_line(e)}" if str(e) else ""), file=sys.stderr)
         return 130
@@ -52,6 +59,17 @@ def run(command: str, body: Callable, args) -> int:
             raise
         print(f"murallab {command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _check_device(name):
+    """``murallab.device(name)``, checked before any work: its error as one line in the command's own terms."""
+    from ._device import device as pick_device
+
+    try:
+        return pick_device(name)
+    except RuntimeError as e:
+        raise UsageError(_one_line(e).replace("device='cpu' (or None to choose automatically)",
+                                              "--device cpu (or leave --device out to choose automatically)")) from None
 
 
 # --- murallab train ------------------------------------------------------------------------------------------------
@@ -76,7 +94,10 @@ def train(args) -> None:
         cfg["train"]["device"] = args.device
     if args.hole_masks:
         cfg["data"]["hole_masks"] = args.hole_masks
-    out = Path(args.out or Path("runs") / cfg["name"])
+    _check_device(cfg["train"].get("device"))
+    folders = {f"data folder {d}": d for d in args.data or []}
+    out = check_output(args.out or Path("runs") / cfg["name"], "--out", {"config file": args.config, **folders},
+                       folder=True)
     run_ = build_run(cfg, args.data[0] if args.data and len(args.data) == 1 else args.data)
     result = fit(run_["model"], run_["loss"], run_["train_set"], run_["val_set"], run_["phases"], run_["train"], out,
                  resume=args.resume, config={k: cfg[k] for k in ("name", "model", "loss", "data")})
@@ -96,6 +117,7 @@ def export(args) -> None:
 
     if Path(args.output).resolve() == Path(args.checkpoint).resolve():
         raise UsageError(f"the output {args.output} is the checkpoint itself; write the weights to a new file")
+    check_output(args.output, "output", {"checkpoint": args.checkpoint})
     path = export_weights(args.checkpoint, args.output, half=not args.fp32)
     print(f"{args.checkpoint} -> {path} ({path.stat().st_size / 2**20:.1f} MB)")
 
@@ -150,12 +172,11 @@ def _detect_args(sub) -> None:
 
 def _check_image_args(args, *, output_suffixes, what):
     """Tiling, output path, threshold and device, checked before anything is loaded; returns the device."""
-    from ._device import device as pick_device
     out = Path(args.output)
     if out.suffix.lower() not in output_suffixes:
         raise UsageError(f"cannot tell the format of --output {out}: {what}, e.g. {out.with_suffix('.png')}")
-    if out.resolve() == Path(args.image).resolve():
-        raise UsageError(f"--output {out} is the input image; write the result to a new file")
+    check_output(out, "--output", {"input image": args.image, "mask": getattr(args, "mask", None),
+                                   "checkpoint": args.checkpoint})
     if args.threshold is None:  # the shipped detector's threshold was chosen on its validation data
         from .pretrained import PREFIX, WEIGHTS
 
@@ -163,10 +184,7 @@ def _check_image_args(args, *, output_suffixes, what):
         args.threshold = WEIGHTS[name].meta.get("threshold", DAMAGE_THRESHOLD) if name in WEIGHTS else DAMAGE_THRESHOLD
     if not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold is a damage probability in [0, 1], got {args.threshold}")
-    try:
-        return pick_device(args.device)
-    except RuntimeError as e:
-        raise UsageError(str(e)) from None
+    return _check_device(args.device)
 
 
 def _load_network(path, device, *, blind: bool, instead: str):
@@ -238,8 +256,14 @@ def _read_mask(args, image):
         raise UsageError(f"the mask {args.mask} is {mw}×{mh} but the image {args.image} is {w}×{h} (W×H): a mask "
                          f"must have exactly its image's size")
     ratio = float(hole_ratio(mask))
-    if ratio > MAX_HOLE_RATIO:
-        hole, other = ("black", 255) if args.mask_hole_value == 0 else ("white", 0)
+    hole, other = ("black", 255) if args.mask_hole_value == 0 else ("white", 0)
+    if ratio in (0.0, 1.0):  # the file is all white or all black: no convention gives it a hole to restore
+        colour = "black" if (ratio == 1.0) == (hole == "black") else "white"
+        given, flipped = ("only", "no") if ratio else ("no", "only")
+        raise UsageError(f"the mask {args.mask} is all {colour}: it marks {given} holes with --mask-hole-value "
+                         f"{args.mask_hole_value} and {flipped} holes with {other}, so there is nothing to restore; "
+                         f"paint the damage on it, black on white (--mask-hole-value 0) or white on black (255)")
+    if ratio > MAX_HOLE_RATIO:  # the other convention holds the holes (1 - ratio of the pixels, more than none)
         raise UsageError(f"read with --mask-hole-value {args.mask_hole_value} ({hole} = hole), the mask {args.mask} "
                          f"marks {ratio:.0%} of the pixels as holes: it is most likely in the other convention; "
                          f"try --mask-hole-value {other}")
@@ -356,6 +380,10 @@ def _evaluate_args(sub) -> None:
 def evaluate(args) -> None:
     from .evaluate import NULL_NOTE, evaluate_folders, format_table, write_json
 
+    if args.json:
+        folders = {"ground-truth": args.gt, "restored": args.pred, "mask": args.mask}
+        check_output(args.json, "--json", {f"{what} image {p.name}": p for what, folder in folders.items()
+                                           if folder and Path(folder).is_dir() for p in Path(folder).iterdir()})
     result = evaluate_folders(args.gt, args.pred, args.mask, mask_hole_value=args.mask_hole_value)
     print(format_table(result))
     if args.json:
@@ -379,6 +407,9 @@ def _sweep_args(sub) -> None:
 def sweep(args) -> int:
     from .sweep import sweep as run_sweep
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs is the number of notebooks run at the same time, at least 1; got {args.jobs}")
+    check_output(args.out, "--out", {"notebook": args.notebook, "grid file": args.grid}, folder=True)
     rows = run_sweep(args.notebook, args.grid, args.out, jobs=args.jobs, kernel=args.kernel, timeout=args.timeout,
                      metric=args.metric)
     failed = [r["run"] for r in rows if r["status"] != "done"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ._device import device as pick_device
+from .data.io import warn_if_greyscale
 from .data.masks import check_mask, composite
 from .metrics import DAMAGE_THRESHOLD
 from .tiling import tiled
@@ -134,6 +135,7 @@ def _blind_outputs(model, image, *, tile, overlap, batch_size, device, progress,
         raise TypeError(f"{what} needs a blind network such as DualDecoderUNet (it predicts the damage itself); "
                         f"got a {type(model).__name__}, which needs a mask: use restore(model, image, mask)")
     _check_image(image)
+    warn_if_greyscale(image)
     dtype = _dtype(model)
     with _inference(model, device) as dev:
         return tiled(lambda b: torch.cat(model(b.to(dtype)), dim=1), image, tile=tile, overlap=overlap,

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from ._atomic import atomic_path, write_text
 from ._yaml import load_yaml
+from .params import check_parameters
 
 
 COURSE_TOOLS = 'the sweep runner needs the course tools: pip install "murallab[course]"'
@@ -330,7 +331,10 @@ def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", t
     notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.is_file():
         raise FileNotFoundError(f"no notebook at {notebook}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs is the number of notebooks run at the same time, an integer >= 1; got {jobs!r}")
     runs = load_grid(grid)
+    check_parameters(runs, notebook, grid)
     _require_course_tools()
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = []
@@ -341,7 +345,7 @@ def sweep(notebook, grid, out_dir, *, jobs: int = 1, kernel: str = "murallab", t
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already done, {len(todo)} to run -> {out_dir}")
     kernels = _Kernels()
     # not ``with ThreadPoolExecutor``: on Ctrl-C its exit would wait for the running notebooks, then run the rest
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    pool = ThreadPoolExecutor(max_workers=jobs)
     futures = {}
     try:
         with _threads_per_kernel(jobs), tqdm(total=len(todo), desc="sweep") as bar:

@@ -87,7 +87,8 @@ def test_inverted_masks_are_caught(folders, capsys):
     assert cli.main(["evaluate", "--gt", str(gt_dir), "--pred", str(pred_dir), "--mask", str(mask_dir),
                      "--mask-hole-value", "255"]) == 2
     err = capsys.readouterr().err
-    assert "marks" in err and "as holes" in err and "1 = known, 0 = hole" in err
+    assert "marks" in err and "as holes" in err and "try --mask-hole-value 0" in err, err
+    assert "load_mask" not in err and "max_hole_ratio" not in err
 
 
 @pytest.mark.parametrize("problem", ["missing_folder", "empty_folder", "missing_mask"])

@@ -57,12 +57,32 @@ def test_restore_with_a_zero_one_mask(wall, hole_value, dtype, bilevel, capsys):
 
 
 def test_blank_mask_is_still_rejected(wall, capsys):
-    """An all-0 mask file is not taken for a 0/1 mask: with --mask-hole-value 0 it is all holes, and restore
-    refuses it as probably inverted (exit 2) instead of restoring the whole image."""
+    """An all-0 mask file is not taken for a 0/1 mask: it is all black, all holes with --mask-hole-value 0 and none
+    with 255, and restore refuses it (exit 2) without advising 255, instead of restoring the whole image."""
     d = wall["dir"]
     Image.fromarray(np.zeros((H, W), np.uint8)).save(d / "blank.png")
     rc = cli.main(["restore", str(d / "wall.png"), "--mask", str(d / "blank.png"), "--mask-hole-value", "0",
                    "--checkpoint", str(d / "pconv.pt"), "-o", str(d / "out.png"), "--device", "cpu"])
     assert rc == 2
-    assert "100%" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "all black" in err and "nothing to restore" in err and "try --mask-hole-value" not in err, err
     assert not (d / "out.png").exists()
+
+
+@pytest.mark.parametrize("hole_value", [0, 255])
+def test_restore_with_a_16_bit_rgb_zero_one_mask(wall, hole_value, capsys):
+    """A 48-bit RGB PNG holding 0/1 (``cv2.imwrite`` of a uint16 mask in three channels) restores its holes; read
+    with its high bytes only it was all black: "0.0% holes" with --mask-hole-value 255 and nothing restored."""
+    cv2 = pytest.importorskip("cv2")
+    d, holes, image = wall["dir"], wall["holes"], wall["image"]
+    white = ~holes if hole_value == 0 else holes
+    cv2.imwrite(str(d / "mask48.png"), np.repeat(white.astype(np.uint16)[..., None], 3, axis=2))
+    out = d / "restored.png"
+    rc = cli.main(["restore", str(d / "wall.png"), "--mask", str(d / "mask48.png"), "--mask-hole-value",
+                   str(hole_value), "--checkpoint", str(d / "pconv.pt"), "-o", str(out), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "14.1% holes" in captured.out, captured.out
+    restored = np.asarray(Image.open(out).convert("RGB"))
+    assert np.array_equal(restored[~holes], image[~holes])
+    assert (restored[holes] != image[holes]).any(axis=1).mean() > 0.9

@@ -5,33 +5,59 @@ Images come back as float32 ``(3, H, W)`` in [0, 1]; masks as float32 ``(1, H, W
 the file you read: ``hole_value=0`` (black = hole, white = valid: DLCV-2019 and murallab's own files) or
 ``hole_value=255`` (white = hole: OpenCV, scikit-image, LaMa). A 0/1 mask file (pixels 0 and 1 only) is
 read with 1 as white; see ``load_mask``'s ``white_level``.
+
+Both are read as a viewer shows them: a file's EXIF orientation tag (a phone photograph stored sideways) is
+applied, so a mask drawn on the image as it appears on screen lands on the same pixels, and a saved result (which
+carries no orientation tag) looks like its input.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._atomic import atomic_path
 
-__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "save_image", "save_mask", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "save_image", "save_mask", "list_images",
+           "is_greyscale", "warn_if_greyscale"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _open(path) -> Image.Image:
+#: the raw modes in which Pillow decodes a 16-bit-per-channel PNG to 8 bits (their high bytes), and the raw modes that
+#: give the low bytes of the same samples instead
+_LOW_BYTES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
+def _open(path, *, low_bytes: bool = False) -> Image.Image:
+    """The image in ``path``, loaded, in the orientation its EXIF tag gives (as viewers show it).
+
+    ``low_bytes``: for a 16-bit RGB(A) PNG, the low byte of each sample instead of the high byte Pillow keeps."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path}")
     try:
         img = Image.open(path)
+        if low_bytes:
+            name, box, offset, rawmode = img.tile[0]
+            img.tile = [(name, box, offset, _LOW_BYTES[rawmode])]
         img.load()
+        return ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"cannot read {path} as an image (corrupt or not an image file): {e}") from e
-    return img
+
+
+def _sixteen_bit_colour(path) -> bool:
+    """Whether ``path`` is a PNG with 16 bits per colour channel (RGB or RGBA), which Pillow reads as 8-bit."""
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and len(img.tile) == 1 and img.tile[0][3] in _LOW_BYTES
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        return False  # _open says what is wrong with it
 
 
 def _to_float(img: Image.Image) -> np.ndarray:
@@ -52,9 +78,9 @@ def _to_float(img: Image.Image) -> np.ndarray:
 
 
 def image_from_pil(img: Image.Image) -> torch.Tensor:
-    """A PIL image as ``(3, H, W)`` float32 in [0, 1]: RGB, RGBA (composited onto black), greyscale (repeated to 3
-    channels), 16-bit and palette images are handled."""
-    a = _to_float(img)
+    """A PIL image as ``(3, H, W)`` float32 in [0, 1], as viewers show it (its EXIF orientation applied): RGB, RGBA
+    (composited onto black), greyscale (repeated to 3 channels), 16-bit and palette images are handled."""
+    a = _to_float(ImageOps.exif_transpose(img))
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
@@ -68,8 +94,14 @@ def load_image(path) -> torch.Tensor:
     return image_from_pil(_open(path))
 
 
-def _mask_levels(img: Image.Image) -> tuple[np.ndarray, int]:
+def _mask_levels(path) -> tuple[np.ndarray, int]:
     """A mask file's pixel values as stored, ``(H, W)`` or ``(H, W, 3)``, and the white of its bit depth."""
+    img = _open(path)
+    if _sixteen_bit_colour(path):  # 48- or 64-bit PNG: both bytes of every sample
+        a = np.asarray(img, dtype=np.float64) * 256 + np.asarray(_open(path, low_bytes=True), dtype=np.float64)
+        if a.shape[2] == 4:  # transparent pixels carry no colour: onto black, as for 8-bit files
+            a = a[..., :3] * a[..., 3:] / 65535.0
+        return a, 65535
     if img.mode.startswith("I;16"):
         return np.asarray(img).astype(np.float64), 65535
     if img.mode == "I":  # 32-bit int (older Pillow opens 16-bit PNGs so): 16-bit scale only if it is used
@@ -92,6 +124,23 @@ def _detect_white(levels: np.ndarray, full: int) -> int:
     return full
 
 
+#: a mask pixel is in colour when its channels differ by more than this share of the full scale (a grey JPEG's
+#: chroma noise stays far below it)
+COLOUR_SPREAD = 0.25
+
+
+def _refuse_colour(levels: np.ndarray, path) -> None:
+    """``ValueError`` for a mask whose pixels are coloured rather than grey (``levels``: ``(H, W, 3)``)."""
+    spread = levels.max(axis=2) - levels.min(axis=2)
+    coloured = spread > COLOUR_SPREAD * max(float(levels.max()), 1.0)
+    if coloured.any():
+        y, x = np.argwhere(coloured)[0]
+        rgb = tuple(int(v) for v in levels[y, x])
+        raise ValueError(f"the mask {path} is in colour ({coloured.mean():.1%} of its pixels, e.g. RGB {rgb} at "
+                         f"x={x}, y={y}): a mask file must be black and white: paint the holes black on white "
+                         f"(hole value 0) or white on black (hole value 255)")
+
+
 def load_mask(path, *, hole_value: int, threshold: int = 127, white_level: int | None = None) -> torch.Tensor:
     """Read a mask file as ``(1, H, W)`` float32 with 1 = known, 0 = hole.
 
@@ -100,7 +149,8 @@ def load_mask(path, *, hole_value: int, threshold: int = 127, white_level: int |
             DLCV-2019 data and masks murallab saves), ``255`` if white marks holes (OpenCV, scikit-image,
             LaMa).
         threshold: grey level (0-255 scale) separating black from white; JPEG masks are grey at their
-            edges and are binarised here. Colour masks are converted to luminance first.
+            edges and are binarised here. A mask in colour (green strokes on white, say) is refused with a
+            ``ValueError``: read as grey, its strokes could be black or white, so it could mark no holes at all.
         white_level: the pixel value that means white in this file. ``None`` (default) detects it:
 
             - **0/1 masks**: a file whose every pixel is 0 or 1 (and some pixel is 1), as
@@ -115,7 +165,8 @@ def load_mask(path, *, hole_value: int, threshold: int = 127, white_level: int |
             ``white_level=255`` (or 65535) to read a file strictly on its bit depth's scale. The threshold
             scales with the white level (a pixel is white when ``value * 255 > threshold * white_level``).
 
-    Bilevel (mode ``"1"``) files read as 0/255; palette files by their palette colours.
+    Bilevel (mode ``"1"``) files read as 0/255; palette files by their palette colours; 16-bit files (greyscale,
+    RGB or RGBA) at their full depth.
     """
     if hole_value not in (0, 255):
         raise ValueError(f"hole_value must be 0 (black = hole) or 255 (white = hole), got {hole_value!r}")
@@ -123,10 +174,11 @@ def load_mask(path, *, hole_value: int, threshold: int = 127, white_level: int |
     if white_level is not None and not (integer and white_level > 0):
         raise ValueError(f"white_level must be a positive integer pixel value (e.g. 1, 255, 65535) or None to "
                          f"detect it, got {white_level!r}")
-    levels, full = _mask_levels(_open(path))
+    levels, full = _mask_levels(path)
     if white_level is None:
         white_level = _detect_white(levels, full)
     if levels.ndim == 3:
+        _refuse_colour(levels, path)
         levels = levels @ np.array([0.299, 0.587, 0.114])
     white = levels * 255.0 > threshold * white_level  # exact for integer levels
     known = ~white if hole_value == 255 else white
@@ -176,3 +228,17 @@ def list_images(folder) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder at {folder}")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def is_greyscale(image: torch.Tensor, tolerance: float = 4 / 255) -> bool:
+    """Whether a ``(3, H, W)`` image is grey: its channels differ nowhere by more than ``tolerance`` (a greyscale
+    JPEG saved as RGB differs by a level or two)."""
+    return bool((image.amax(dim=-3) - image.amin(dim=-3)).max() <= tolerance)
+
+
+def warn_if_greyscale(image: torch.Tensor) -> None:
+    """Warn (``UserWarning``) that a damage detector trained on colour murals sees little damage in a grey image."""
+    if image.shape[-3] == 3 and is_greyscale(image):
+        warnings.warn("the image is greyscale: a damage detector learns from colour murals and finds little of the "
+                      "damage in a grey photograph; give a colour photograph, or mark the damage with a mask",
+                      UserWarning, stacklevel=4)  # the caller of restore_blind or detect

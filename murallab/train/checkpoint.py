@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -46,7 +47,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    except pickle.UnpicklingError as e:  # torch's message advises weights_only=False (running the file's code)
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if not found:
+            raise ValueError(f"{path} is not a readable murallab checkpoint (not a file torch.save wrote, or a "
+                             f"truncated or corrupt one)") from None
+        raise ValueError(f"{path} is not a murallab checkpoint or weights file: it holds Python objects ({found[1]}), "
+                         f"not only tensors and plain data, and murallab runs no code from a file: save the model's "
+                         f"state_dict") from None
+    except (RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path} is not a readable murallab checkpoint (truncated or corrupt file?): {e}") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path} is not a murallab checkpoint: expected a dict with a 'model' state_dict")

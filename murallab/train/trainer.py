@@ -34,6 +34,7 @@ from .._device import device as pick_device
 from ..data import set_epoch
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
+from .lock import locks_run_folder
 from .log import RunLog
 from .phases import Phase, apply_phase
 
@@ -267,6 +268,7 @@ def _check_same_phases(path: Path, saved, asked) -> None:
                      f"from its weights (init: {path})")
 
 
+@locks_run_folder  # one run at a time in a folder
 def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfig, out_dir, *,
         resume: bool = False, config: dict | None = None) -> dict:
     """Train ``model`` through ``phases``; write ``last.pt``, ``best.pt`` and logs to ``out_dir``.
@@ -328,6 +330,8 @@ def fit(model, loss_fn, train_set, val_set, phases: list[Phase], cfg: TrainConfi
     if log.removed:
         print(f"{out}: the run there left no last.pt{' to resume' if resume else ''} (it stopped in its first "
               f"epoch); starting a new run, without its logs ({', '.join(log.removed)} removed)")
+    elif resume and ckpt is None and main:
+        print(f"{out}: nothing to resume (no last.pt there); starting a new run")
     if ckpt is not None:
         log.truncate(progress["step"])
 

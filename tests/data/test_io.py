@@ -239,14 +239,98 @@ def test_hole_value_conventions_are_complementary(tmp_path):
     assert torch.equal(black_holes + white_holes, torch.ones_like(black_holes))
 
 
-def test_colour_mask_uses_luminance(tmp_path):
-    """An RGB mask is thresholded on luminance: pure green (0.587*255=150) is white, pure blue (29) black."""
-    a = np.zeros((1, 3, 3), np.uint8)
-    a[0, 0] = (0, 255, 0)
-    a[0, 1] = (0, 0, 255)
-    a[0, 2] = (255, 255, 255)
-    m = load_mask(_write(a, tmp_path / "c.png"), hole_value=0)
-    assert m[0, 0].tolist() == [1, 0, 1]
+def test_grey_rgb_mask_uses_luminance(tmp_path):
+    """An RGB file holding greys (R = G = B, as many editors save a black-and-white drawing) reads like greyscale."""
+    a = np.repeat(np.array([[0, 126, 128, 255]], np.uint8)[..., None], 3, axis=2)
+    assert load_mask(_write(a, tmp_path / "g.png"), hole_value=0)[0, 0].tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("hole_value", [0, 255])
+def test_colour_mask_is_refused(tmp_path, hole_value):
+    """Green strokes on white read as grey are white (luminance 150): with either hole_value they would mark no
+    holes or every pixel. Such a mask is refused with one line naming the file, the colour and a way out."""
+    a = np.full((8, 10, 3), 255, np.uint8)
+    a[2:5, 3:7] = (0, 255, 0)
+    with pytest.raises(ValueError) as e:
+        load_mask(_write(a, tmp_path / "green.png"), hole_value=hole_value)
+    msg = str(e.value)
+    assert "\n" not in msg and "green.png" in msg and "in colour" in msg and "(0, 255, 0)" in msg
+    assert "black and white" in msg
+
+
+def _png16(a: np.ndarray, path):
+    """Write a 16-bit-per-channel RGB (or RGBA) PNG by hand: Pillow cannot write one."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w, c = a.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)  # filter type 0 on every row
+    header = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("hole_value", [0, 255])
+def test_sixteen_bit_rgb_zero_one_mask(tmp_path, hole_value):
+    """A 48-bit RGB PNG holding 0/1 (``cv2.imwrite`` of a uint16 boolean mask) reads at its full depth: 1 is white.
+    Pillow alone reads its high bytes, all 0: no holes with one hole_value and only holes with the other."""
+    a = _zero_one(np.uint16)
+    path = _png16(np.repeat(a[..., None], 3, axis=2), tmp_path / "m48.png")
+    want = (a == 1) if hole_value == 0 else (a == 0)
+    assert load_mask(path, hole_value=hole_value)[0].numpy().tolist() == want.astype(np.float32).tolist()
+
+
+def test_sixteen_bit_rgb_mask_uses_both_bytes(tmp_path):
+    """16-bit RGB levels on the 16-bit scale: 32639 black, 32640 white (threshold 127), so the low byte counts;
+    a 64-bit RGBA PNG's transparent pixel is black."""
+    levels = np.array([[0, 32639, 32640, 65535]], np.uint16)
+    rgb = np.repeat(levels[..., None], 3, axis=2)
+    assert load_mask(_png16(rgb, tmp_path / "f.png"), hole_value=0)[0, 0].tolist() == [0, 0, 1, 1]
+    alpha = np.array([[65535, 65535, 65535, 0]], np.uint16)[..., None]
+    rgba = np.concatenate([rgb, alpha], axis=2)
+    assert load_mask(_png16(rgba, tmp_path / "a.png"), hole_value=0)[0, 0].tolist() == [0, 0, 1, 0]
+
+
+def test_sixteen_bit_rgb_mask_written_by_opencv(tmp_path):
+    """The same through OpenCV's encoder (its own PNG row filters)."""
+    cv2 = pytest.importorskip("cv2")
+    holes = np.zeros((9, 11), bool)
+    holes[2:6, 3:9] = True
+    cv2.imwrite(str(tmp_path / "cv.png"), np.repeat((~holes).astype(np.uint16)[..., None], 3, axis=2))
+    assert torch.equal(load_mask(tmp_path / "cv.png", hole_value=0)[0], torch.from_numpy(~holes).float())
+
+
+# --- EXIF orientation: files read as viewers show them -----------------------------------------------------
+
+def _with_orientation(arr: np.ndarray, path, orientation: int):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(arr).save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_load_image_applies_exif_orientation(tmp_path, suffix):
+    """A file stored sideways with orientation 6 ("rotate 90 degrees clockwise to view") loads as viewers show it:
+    the stored array turned clockwise (np.rot90 with k=-1), its width and height swapped."""
+    a = np.zeros((4, 6, 3), np.uint8)
+    a[0, 0] = 255  # a white top-left pixel lands top-right once turned clockwise
+    img = load_image(_with_orientation(a, tmp_path / f"side{suffix}", 6))
+    assert tuple(img.shape) == (3, 6, 4)
+    want = torch.from_numpy(np.rot90(a, k=-1).copy()).permute(2, 0, 1).float() / 255
+    assert (img - want).abs().max() < (0.1 if suffix == ".jpg" else 1e-6)
+
+
+def test_load_mask_applies_exif_orientation(tmp_path):
+    """A mask with orientation 8 ("rotate 90 degrees counter-clockwise") loads turned, like its image."""
+    a = np.full((4, 6), 255, np.uint8)
+    a[0, :2] = 0
+    m = load_mask(_with_orientation(a, tmp_path / "m.png", 8), hole_value=0)
+    assert m[0].numpy().tolist() == (np.rot90(a, k=1) == 255).astype(np.float32).tolist()
 
 
 @pytest.mark.parametrize("bad", [1, 128, -1, None, "0"])
@@ -373,3 +457,14 @@ def test_explicit_white_level(tmp_path):
     for bad in (0, -1, 0.5, "1", True):
         with pytest.raises(ValueError, match="white_level"):
             load_mask(path, hole_value=0, white_level=bad)
+
+
+def test_image_from_pil_applies_exif_orientation(tmp_path):
+    """A PIL image opened by the caller (the paint-and-restore widget takes one) is turned as viewers show it too."""
+    from murallab.data.io import image_from_pil
+
+    a = np.zeros((4, 6, 3), np.uint8)
+    a[0, 0] = 255
+    with Image.open(_with_orientation(a, tmp_path / "side.png", 6)) as img:
+        t = image_from_pil(img)
+    assert torch.equal(t, torch.from_numpy(np.rot90(a, k=-1).copy()).permute(2, 0, 1).float() / 255)
