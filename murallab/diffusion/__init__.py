@@ -10,9 +10,9 @@ sampler returns a composite: known pixels exactly as given.
 """
 
 from .multiscale import (damage_contour, downsample, downsample_mask, kmeans, kmeans_damage_mask, multiscale_sample,
-                         scale_condition, train_multiscale, upsample)
+                         scale_condition, upsample)
 from .repaint import RePaintPlan, repaint, repaint_plan
-from .samplers import (CallCounter, composite, ddim_sample, ddim_step, ddpm_sample, ddpm_step, from_diffusion,
+from .samplers import (CallCounter, ddim_sample, ddim_step, ddpm_sample, ddpm_step, from_diffusion,
                        mask_condition, paste_known, predict_eps, timesteps, to_diffusion)
 from .restorer import SAMPLERS, DiffusionRestorer
 from .schedule import PREDICTIONS, NoiseSchedule, cosine_betas, linear_betas
@@ -20,9 +20,9 @@ from .train import diffusion_loss, train_diffusion
 from .unet import TimeUNet, timestep_embedding
 
 __all__ = [
-    "NoiseSchedule", "linear_betas", "cosine_betas", "TimeUNet", "timestep_embedding", "CallCounter", "composite",
+    "NoiseSchedule", "linear_betas", "cosine_betas", "TimeUNet", "timestep_embedding", "CallCounter",
     "ddim_sample", "ddim_step", "ddpm_sample", "ddpm_step", "from_diffusion", "mask_condition", "timesteps",
     "to_diffusion", "RePaintPlan", "repaint", "repaint_plan", "diffusion_loss", "train_diffusion", "damage_contour",
     "downsample", "downsample_mask", "kmeans", "kmeans_damage_mask", "multiscale_sample", "scale_condition",
-    "train_multiscale", "upsample", "predict_eps", "paste_known", "PREDICTIONS", "DiffusionRestorer", "SAMPLERS",
+    "upsample", "predict_eps", "paste_known", "PREDICTIONS", "DiffusionRestorer", "SAMPLERS",
 ]

@@ -22,8 +22,8 @@ from a pool (random-walk masks by default); images are ``(N, 3, H, W)`` in [0, 1
 
 ``train_diffusion(..., checkpoint=path)`` saves the weights with the config that made them; a later call with the
 same config (model, schedule, optimisation, condition, data fingerprint) loads them instead of training again.
-The file has the schema of every murallab checkpoint (``murallab.train.checkpoint``): ``config["model"]`` is
-``{"name": "TimeUNet", **model.config}``, so ``model, ckpt = murallab.train.load_model(path)`` rebuilds the network
+The file has the schema of every murallab checkpoint (``murallab.checkpoint``): ``config["model"]`` is
+``{"name": "TimeUNet", **model.config}``, so ``model, ckpt = murallab.models.load_model(path)`` rebuilds the network
 and ``NoiseSchedule.from_config(ckpt["config"]["schedule"])`` its schedule.
 """
 
@@ -36,6 +36,7 @@ import time
 
 import torch
 
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.masks import random_walk_masks
 from .samplers import to_diffusion
 from .schedule import NoiseSchedule
@@ -98,8 +99,6 @@ def train_diffusion(model, schedule: NoiseSchedule, images: torch.Tensor, *, con
     Returns ``{"losses": [per-step loss], "seconds": float, "cached": bool, "config": dict}``; the model is left
     in eval mode.
     """
-    from ..train.checkpoint import load_checkpoint, save_checkpoint  # here: murallab.train imports murallab.nn,
-    # which builds DiffusionRestorer from this package
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n, _, h, w = images.shape
     needs_mask = condition is not None or cycle_weight > 0 or hole_only
