@@ -82,7 +82,7 @@ def evaluate_folders(gt_dir, pred_dir, mask_dir=None, *, mask_hole_value: int = 
         mask = None
         if m is not None:
             mask = check_mask(load_mask(m, hole_value=mask_hole_value), gt, name=f"mask {m.name}")[None]
-        scores = metrics.evaluate(pred[None], gt[None], mask)
+        scores = metrics.scores(pred[None], gt[None], mask)
         rows[name] = {k: float(v[0]) for k, v in scores.items()}
     mean = {}
     for k in COLUMNS:

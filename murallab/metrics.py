@@ -50,7 +50,7 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from .data.masks import check_mask, composite
 from .losses.ssim import ssim as _ssim
 
-__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "evaluate", "blurred_truth", "iou", "f1",
+__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "scores", "blurred_truth", "iou", "f1",
            "DAMAGE_THRESHOLD"]
 
 _WINDOW = 11
@@ -166,7 +166,7 @@ def legacy_dlcv_mse(gt_uint8, pred_uint8) -> float:
     return float(np.mean((gt - pred) ** 2))  # exactly evaluate.py's get_mse: uint8 - uint8, then ** 2, wraps
 
 
-def evaluate(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def scores(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every metric per image, ``{name: (B,) float64 tensor}``.
 
     Keys: ``mse``, ``psnr``, ``ssim``; with a mask also ``mse_hole``, ``psnr_hole``, ``ssim_hole``; and
