@@ -175,11 +175,6 @@ def _load_network(path, device, *, blind: bool, instead: str):
         raise UsageError(msg if str(path) in msg else f"cannot load the checkpoint {path}: it is not a murallab "
                                                       f"checkpoint, or its weights do not fit the network its "
                                                       f"config names ({msg})") from None
-    if not hasattr(model, "restored"):  # a bare TimeUNet (train_diffusion): it has no mask convention of its own
-        raise UsageError(f"the checkpoint {path} holds a bare {type(model).__name__}, a noise predictor without a "
-                         f"restoration interface: train a DiffusionRestorer (configs/diffusion_64.yaml) to restore by "
-                         f"sampling from the command line, or sample it in Python (murallab.diffusion.ddim_sample, "
-                         f"repaint; notebook 06)")
     if (task_of(model) == "blind") != blind:
         raise UsageError(f"the checkpoint {path} holds a {type(model).__name__}; {instead}")
     return model

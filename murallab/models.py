@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .diffusion import DiffusionRestorer, TimeUNet
+from .diffusion import DiffusionRestorer
 from .nn import DualDecoderUNet, FFCUNet, PConvUNet, UNet
 from .pretrained import PREFIX, WEIGHTS, entry
 
@@ -30,15 +30,12 @@ def build_model(name: str, **kwargs) -> nn.Module:
     """A network by class name and constructor arguments, as written in configs and checkpoints:
     ``build_model("PConvUNet", layers=5, base=16)``.
 
-    Besides ``MODELS`` it builds ``"TimeUNet"``, the bare diffusion noise predictor ``model(x_t, t, cond)``, so that
-    ``load_model`` opens ``murallab.diffusion.train_diffusion``'s checkpoints. A ``DiffusionRestorer`` whose
+    A ``DiffusionRestorer`` whose
     ``refine`` names a checkpoint (``"pretrained:restorer-small"``, a path) starts from that restorer: its network
     is rebuilt here and its weights copied into the diffusion model's frozen ``fill_net``.
     """
-    if name == "TimeUNet":
-        return TimeUNet(**kwargs)
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)} (or the diffusion model TimeUNet)")
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     refine = kwargs.get("refine")
     if name == "DiffusionRestorer" and isinstance(refine, str):
         fill_net, ckpt = load_model(refine)

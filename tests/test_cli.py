@@ -234,8 +234,8 @@ def test_a_diverging_train_exits_2_naming_the_checkpoints_it_kept(tmp_path, caps
 
 
 def test_restore_with_a_diffusion_checkpoint_is_one_line(tmp_path, capsys):
-    """A TimeUNet checkpoint (train_diffusion's schema) given to `murallab restore`: one line saying it restores by
-    sampling, not a traceback from calling it like a U-Net."""
+    """A checkpoint of a bare TimeUNet (a noise predictor, not a restoration network) given to `murallab restore`:
+    one line naming it and the networks a checkpoint may hold, not a traceback from calling it like a U-Net."""
     from murallab.data import make_mural, save_image, save_mask
     from murallab.diffusion.unet import TimeUNet
     from murallab.checkpoint import save_checkpoint
@@ -251,5 +251,5 @@ def test_restore_with_a_diffusion_checkpoint_is_one_line(tmp_path, capsys):
                        "--mask-hole-value", "0", "--checkpoint", str(tmp_path / "diffusion.pt"),
                        "-o", str(tmp_path / "out.png")])
     err = capsys.readouterr().err
-    assert status == 2 and err.count("\n") == 1 and "TimeUNet" in err and "sampling" in err, err
+    assert status == 2 and err.count("\n") == 1 and "unknown model 'TimeUNet'" in err and "DiffusionRestorer" in err, err
     assert not (tmp_path / "out.png").exists()
