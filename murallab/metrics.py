@@ -55,9 +55,10 @@ __all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "scores", "blurred_truth", 
 
 _WINDOW = 11
 
-#: a pixel is called damaged when a detector's damage probability is at least this (``murallab detect``,
-#: ``restore_blind``, the blind network's composite). Low on purpose: a missed hole keeps its damage in the
-#: restored mural, a false alarm only repaints a pixel. Choose your own on validation data (notebook 05).
+#: the default threshold of a newly built blind network (``DualDecoderUNet(threshold=...)``): a pixel is called
+#: damaged when its damage probability is at least this. Low on purpose: a missed hole keeps its damage in the
+#: restored mural, a false alarm only repaints a pixel. Choose your own on validation data (notebook 05); the
+#: shipped detector carries the one chosen for it.
 DAMAGE_THRESHOLD = 0.1
 
 

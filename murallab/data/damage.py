@@ -135,8 +135,8 @@ def pale_paint(image: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, tor
     1 where the image is unchanged, 0 where paint was added.
 
     Flaking shows pale plaster, but Dunhuang painters used pale colours too: lead white faces, cream halo lines. A
-    detector trained only on pale damage learns "pale = damage" and flags them (the session-13 detector did, on the
-    bodhisattva's face and halo; BENCHMARKS.md). These decoys are pale strokes or blobs (3-15 % of the image) of
+    detector trained only on pale damage learns "pale = damage" and flags them (one trained without decoys did, on
+    the bodhisattva's face and halo; BENCHMARKS.md). These decoys are pale strokes or blobs (3-15 % of the image) of
     smooth paint: a plaster-to-skin colour with a gentle mottle, grain and soft edges, but none of the damage's
     relief, cracks or edge shadow. They are intact paint, so they stay *known*: only texture, not colour, tells
     them apart.
