@@ -5,8 +5,12 @@
         for epoch:
             for batch:  loss = loss_fn(model(batch), image, mask);  backward;  clip;  step
             validate -> PSNR / SSIM of the composite;  best.pt if better;  last.pt always
-            stop early after `patience` epochs without improvement
+            stop early after `patience` epochs without improvement; stop with DivergedError if the loss explodes
         continue from the best weights so far
+
+``fit`` is that loop; its parts are named functions here (``_train_phase``, ``_train_epoch``, ``_keep_best``,
+``_divergence``, ``_follow_budget``), one step and validation are ``step.py``, where a run stands is ``Progress``
+(``progress.py``) and what may be resumed is ``resume.py``.
 
 Everything needed to continue is in ``last.pt`` (written atomically at the end of every epoch), so a killed run
 resumed with ``resume=True`` loses at most the epoch it was in, and with ``deterministic=True`` on a CPU it
