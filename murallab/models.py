@@ -30,9 +30,9 @@ def build_model(name: str, **kwargs) -> nn.Module:
     """A network by class name and constructor arguments, as written in configs and checkpoints:
     ``build_model("PConvUNet", layers=5, base=16)``.
 
-    A ``DiffusionRestorer`` whose
-    ``refine`` names a checkpoint (``"pretrained:restorer-small"``, a path) starts from that restorer: its network
-    is rebuilt here and its weights copied into the diffusion model's frozen ``fill_net``.
+    A ``DiffusionRestorer`` whose ``refine`` names a checkpoint (``"pretrained:restorer-small"``, a path) starts
+    from that restorer: its network is rebuilt here and its weights copied into the diffusion model's frozen
+    ``fill_net`` (the model itself takes only the restorer's architecture and gets its weights from a state_dict).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
