@@ -44,7 +44,7 @@ from murallab._atomic import write_text  # noqa: E402
 from murallab.classical import navier_stokes, push_pull, telea  # noqa: E402
 from murallab.data import (DamageShapes, MuralPatchDataset, PaintedDamage, PairedAugment, list_images, load_image,  # noqa: E402
                            load_mask, patch_positions, random_walk_masks)
-from murallab.nn import build_model  # noqa: E402
+from murallab.models import build_model  # noqa: E402
 from murallab.restore import detect, restore  # noqa: E402
 from murallab.train import Phase, TrainConfig, fit, load_config, load_model  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from partial_conv import median_seconds  # noqa: E402
 
 from murallab.data import make_murals, random_walk_masks  # noqa: E402
-from murallab.nn import build_model  # noqa: E402
+from murallab.models import build_model  # noqa: E402
 from murallab.train import load_config, train_step  # noqa: E402
 from murallab.train.config import build_loss  # noqa: E402
 from murallab.train.trainer import AMP_DTYPES, _to  # noqa: E402

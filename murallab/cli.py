@@ -22,7 +22,6 @@ import yaml
 
 from ._atomic import check_output
 from .diffusion.restorer import SAMPLERS
-from .metrics import DAMAGE_THRESHOLD
 
 #: file formats that store a mask exactly (JPEG would blur its edges into grey)
 LOSSLESS_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -113,7 +112,7 @@ def _export_args(sub) -> None:
 
 
 def export(args) -> None:
-    from .pretrained import export as export_weights
+    from .models import export as export_weights
 
     if Path(args.output).resolve() == Path(args.checkpoint).resolve():
         raise UsageError(f"the output {args.output} is the checkpoint itself; write the weights to a new file")
@@ -146,8 +145,8 @@ def _restore_args(sub) -> None:
     ap.add_argument("--blind", action="store_true",
                     help="no mask: detect the damage with a dual-decoder checkpoint, then restore")
     ap.add_argument("--threshold", type=float,
-                    help=f"damage probability threshold for --blind (default: the one chosen on validation data for "
-                         f"pretrained:detector, {DAMAGE_THRESHOLD} for other checkpoints)")
+                    help="damage probability threshold for --blind (default: the checkpoint's own, e.g. the one "
+                         "chosen on validation data for pretrained:detector)")
     ap.add_argument("--sampler", choices=SAMPLERS,
                     help="a diffusion checkpoint's sampler (default ddim; multiscale for a multi-scale model, "
                          "repaint for an unconditional one)")
@@ -165,8 +164,8 @@ def _detect_args(sub) -> None:
                                                         "the kit's own: pretrained:detector")
     ap.add_argument("-o", "--output", required=True, help="where to write the mask (PNG; white = known)")
     ap.add_argument("--threshold", type=float,
-                    help=f"damage probability threshold (default: the one chosen on validation data for "
-                         f"pretrained:detector, {DAMAGE_THRESHOLD} for other checkpoints)")
+                    help="damage probability threshold (default: the checkpoint's own, e.g. the one chosen on "
+                         "validation data for pretrained:detector)")
     _tiling_and_device(ap)
 
 
@@ -177,20 +176,15 @@ def _check_image_args(args, *, output_suffixes, what):
         raise UsageError(f"cannot tell the format of --output {out}: {what}, e.g. {out.with_suffix('.png')}")
     check_output(out, "--output", {"input image": args.image, "mask": getattr(args, "mask", None),
                                    "checkpoint": args.checkpoint})
-    if args.threshold is None:  # the shipped detector's threshold was chosen on its validation data
-        from .pretrained import PREFIX, WEIGHTS
-
-        name = str(args.checkpoint).removeprefix(PREFIX) if str(args.checkpoint).startswith(PREFIX) else None
-        args.threshold = WEIGHTS[name].meta.get("threshold", DAMAGE_THRESHOLD) if name in WEIGHTS else DAMAGE_THRESHOLD
-    if not 0.0 <= args.threshold <= 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold is a damage probability in [0, 1], got {args.threshold}")
     return _check_device(args.device)
 
 
 def _load_network(path, device, *, blind: bool, instead: str):
     """The checkpoint's network, checked to be the kind the command needs (``blind``: it finds the damage itself)."""
-    from .restore import is_blind
-    from .train.checkpoint import load_model
+    from .models import load_model
+    from .restore import task_of
 
     try:
         model, _ = load_model(path, device)
@@ -203,12 +197,7 @@ def _load_network(path, device, *, blind: bool, instead: str):
         raise UsageError(msg if str(path) in msg else f"cannot load the checkpoint {path}: it is not a murallab "
                                                       f"checkpoint, or its weights do not fit the network its "
                                                       f"config names ({msg})") from None
-    if not hasattr(model, "restored"):  # a bare TimeUNet (train_diffusion): it has no mask convention of its own
-        raise UsageError(f"the checkpoint {path} holds a bare {type(model).__name__}, a noise predictor without a "
-                         f"restoration interface: train a DiffusionRestorer (configs/diffusion_64.yaml) to restore by "
-                         f"sampling from the command line, or sample it in Python (murallab.diffusion.ddim_sample, "
-                         f"repaint; notebook 06)")
-    if is_blind(model) != blind:
+    if (task_of(model) == "blind") != blind:
         raise UsageError(f"the checkpoint {path} holds a {type(model).__name__}; {instead}")
     return model
 
@@ -272,7 +261,7 @@ def _read_mask(args, image):
 
 def _sampling(args, model) -> dict | None:
     """A diffusion model's ``sample`` arguments from --sampler, --steps and --seed (None for other networks)."""
-    if not hasattr(model, "sample"):
+    if model.task != "diffusion":
         given = [f"--{k}" for k in ("sampler", "steps") if getattr(args, k) is not None]
         if given:
             verb = "is" if len(given) == 1 else "are"
@@ -301,10 +290,12 @@ def _sampling(args, model) -> dict | None:
 def restore(args) -> None:
     from .data.io import IMAGE_SUFFIXES, load_image, save_image
     from .data.masks import hole_ratio
-    from .restore import restore as restore_known, restore_blind
+    from .restore import restore as restore_image
 
     if args.blind and args.mask is not None:
         raise UsageError("--blind detects the damage itself; drop --mask (or drop --blind to use your mask)")
+    if not args.blind and args.threshold is not None:
+        raise UsageError("--threshold is the damage threshold of --blind; with --mask the mask says where the holes are")
     if not args.blind and args.mask is None:
         raise UsageError("give the damage mask with --mask MASK --mask-hole-value 0|255, or use --blind with a "
                          "DualDecoderUNet checkpoint to detect the damage")
@@ -324,20 +315,16 @@ def restore(args) -> None:
     _tiling(args, model)
     sampling = _sampling(args, model)
     image = load_image(args.image)
-    if args.blind:
-        (restored, mask), took = _tiled_run(lambda: restore_blind(
-            model, image, threshold=args.threshold, tile=args.tile, overlap=args.overlap, progress=True), image, args)
-        source = f"detected, threshold {args.threshold}"
-    else:
-        mask = _read_mask(args, image)
-        restored, took = _tiled_run(lambda: restore_known(model, image, mask, tile=args.tile, overlap=args.overlap,
-                                                          progress=True, sampling=sampling), image, args)
-        if sampling:
-            steps = sampling["steps"]
-            steps = "+".join(map(str, steps)) if isinstance(steps, list) else steps
-            source = f"from {args.mask}, {sampling['sampler']} {steps} steps, seed {sampling['seed']}"
-        else:
-            source = f"from {args.mask}"
+    given = None if args.blind else _read_mask(args, image)
+    (restored, mask), took = _tiled_run(lambda: restore_image(
+        model, image, given, threshold=args.threshold, tile=args.tile, overlap=args.overlap, progress=True,
+        return_mask=True, **(sampling or {})), image, args)
+    source = f"detected, threshold {model.threshold if args.threshold is None else args.threshold}" if args.blind \
+        else f"from {args.mask}"
+    if sampling:
+        steps = sampling["steps"]
+        steps = "+".join(map(str, steps)) if isinstance(steps, list) else steps
+        source += f", {sampling['sampler']} {steps} steps, seed {sampling['seed']}"
     save_image(restored, args.output)
     h, w = image.shape[-2:]
     print(f"restored {w}×{h} image: {float(hole_ratio(mask)):.1%} holes ({source}), {took} -> {args.output}")
@@ -358,6 +345,7 @@ def detect(args) -> None:
     image = load_image(args.image)
     damage, took = _tiled_run(lambda: detect_damage(model, image, tile=args.tile, overlap=args.overlap,
                                                     progress=True), image, args)
+    args.threshold = model.threshold if args.threshold is None else args.threshold
     known = (damage < args.threshold).float()
     save_mask(known, args.output)
     h, w = image.shape[-2:]

@@ -100,7 +100,7 @@ def evaluate_folders(gt_dir, pred_dir, mask_dir=None, *, mask_hole_value: int = 
         mask = None
         if m is not None:
             mask = _read_mask(m, gt, mask_hole_value)
-        scores = metrics.evaluate(pred[None], gt[None], mask)
+        scores = metrics.scores(pred[None], gt[None], mask)
         rows[name] = {k: float(v[0]) for k, v in scores.items()}
     mean = {}
     for k in COLUMNS:

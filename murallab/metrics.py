@@ -59,14 +59,15 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from .data.masks import check_mask, composite
 from .losses.ssim import ssim as _ssim
 
-__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "evaluate", "blurred_truth", "hf_energy", "hf_ratio", "iou",
+__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "scores", "blurred_truth", "hf_energy", "hf_ratio", "iou",
            "f1", "DAMAGE_THRESHOLD"]
 
 _WINDOW = 11
 
-#: a pixel is called damaged when a detector's damage probability is at least this (``murallab detect``,
-#: ``restore_blind``, the blind network's composite). Low on purpose: a missed hole keeps its damage in the
-#: restored mural, a false alarm only repaints a pixel. Choose your own on validation data (notebook 05).
+#: the default threshold of a newly built blind network (``DualDecoderUNet(threshold=...)``): a pixel is called
+#: damaged when its damage probability is at least this. Low on purpose: a missed hole keeps its damage in the
+#: restored mural, a false alarm only repaints a pixel. Choose your own on validation data (notebook 05); the
+#: shipped detector carries the one chosen for it.
 DAMAGE_THRESHOLD = 0.1
 
 
@@ -175,7 +176,7 @@ def legacy_dlcv_mse(gt_uint8, pred_uint8) -> float:
     return float(np.mean((gt - pred) ** 2))  # exactly evaluate.py's get_mse: uint8 - uint8, then ** 2, wraps
 
 
-def evaluate(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def scores(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Every metric per image, ``{name: (B,) float64 tensor}``.
 
     Keys: ``mse``, ``psnr``, ``ssim``; with a mask also ``mse_hole``, ``psnr_hole``, ``ssim_hole``; and

@@ -13,6 +13,8 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
+from .data.masks import hole_ratio, random_walk_masks
+
 __all__ = ["to_hwc", "overlay_mask", "show_images", "mask_explorer"]
 
 
@@ -58,8 +60,6 @@ def mask_explorer(image: torch.Tensor | None = None, *, size: int = 256, n: int 
     Draws the masks once with the given defaults (so headless runs get the figure) and returns the
     ipywidgets UI, sliders above an area where moving them redraws; ``None`` without ipywidgets.
     """
-    from murallab.data import hole_ratio, random_walk_masks
-
     def draw(hole_lo=hole_lo, hole_hi=hole_hi, seed=seed):
         lo, hi = min(hole_lo, hole_hi), max(hole_lo, hole_hi)
         hi = max(hi, lo + 0.01)

@@ -31,9 +31,9 @@ from PIL import Image
 from .classical import telea
 from .data.io import image_from_pil, load_image, save_image
 from .data.masks import hole_ratio
+from .models import load_model
 from .pretrained import PREFIX, WEIGHTS
-from .restore import detect as damage_map, is_blind, restore as restore_image
-from .train.checkpoint import load_model
+from .restore import detect as damage_map, restore as restore_image, task_of
 from .viz import overlay_mask, show_images
 
 __all__ = ["PaintRestore", "METHODS", "DIFFUSION", "DETECTOR"]
@@ -81,7 +81,7 @@ class PaintRestore:
 
     def __init__(self, image, model="pretrained:restorer", *, method: str = "restorer", radius: int = 8,
                  sampling: dict | None = None, device="cpu", display_size: int = 512):
-        if isinstance(model, torch.nn.Module) and is_blind(model):
+        if isinstance(model, torch.nn.Module) and task_of(model) == "blind":
             raise ValueError(f"model: a {type(model).__name__} finds the damage itself; expected a mask-guided "
                              f"network, a diffusion model or 'pretrained:NAME'")
         if isinstance(model, (str, Path)) and not (str(model).removeprefix(PREFIX) in WEIGHTS
@@ -142,10 +142,10 @@ class PaintRestore:
     def detect(self, detector=None, threshold: float | None = None) -> torch.Tensor:
         """Start the mask from a blind network's damage map: holes where P(damage) >= ``threshold``.
 
-        Default: ``pretrained:detector`` at the threshold its registry entry carries. Returns ``self.mask``.
+        Default: ``pretrained:detector`` at its own threshold (the one its weights carry). Returns ``self.mask``.
         """
         detector = detector if detector is not None else self._model(DETECTOR)
-        threshold = WEIGHTS[DETECTOR].meta["threshold"] if threshold is None else threshold
+        threshold = detector.threshold if threshold is None else threshold
         self.mask = (damage_map(detector, self.image) < threshold).float()
         self.result = None
         self._refresh()
@@ -174,8 +174,7 @@ class PaintRestore:
         elif method == "restorer":
             out = restore_image(self._model("restorer"), self.image, self.mask, max_hole_ratio=1.0)
         else:
-            out = restore_image(self._model(DIFFUSION), self.image, self.mask, max_hole_ratio=1.0,
-                                sampling=self.sampling)
+            out = restore_image(self._model(DIFFUSION), self.image, self.mask, max_hole_ratio=1.0, **self.sampling)
         self.result = out
         self._refresh(result=True)
         return out

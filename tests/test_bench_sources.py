@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from murallab.data import make_mural, save_image
-from murallab.nn import build_model
-from murallab.train.checkpoint import save_checkpoint
+from murallab.models import build_model
+from murallab.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))

@@ -215,12 +215,30 @@ def test_train_lr_1e_minus_3_then_resume_with_another_base(tmp_path, capsys, mon
     assert "this config asks for {name: PConvUNet, layers: 2, base: 8}" in line and "--out" in line
 
 
+def test_a_diverging_train_exits_2_naming_the_checkpoints_it_kept(tmp_path, capsys, monkeypatch):
+    """lr 1e6 diverges in its first epoch: `murallab train` exits 2 with one line naming best.pt and last.pt (it
+    exited 0 after a RuntimeWarning that printed a source line), and the warning is gone."""
+    import warnings
+
+    monkeypatch.delenv("MURALLAB_TRACEBACK", raising=False)
+    config = tmp_path / "cfg.yaml"
+    config.write_text(TRAIN_YAML.replace("BASE", "4").replace("lr: 1e-3, epochs: 1", "lr: 1.0e+6, epochs: 2"))
+    out = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = train_error(capsys, config, out)
+    assert "the run diverged" in line and f"{out / 'best.pt'} keeps the best epoch" in line, line
+    assert f"{out / 'last.pt'} holds the latest weights" in line
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    assert not [w for w in caught if "diverged" in str(w.message)]
+
+
 def test_restore_with_a_diffusion_checkpoint_is_one_line(tmp_path, capsys):
-    """A TimeUNet checkpoint (train_diffusion's schema) given to `murallab restore`: one line saying it restores by
-    sampling, not a traceback from calling it like a U-Net."""
+    """A checkpoint of a bare TimeUNet (a noise predictor, not a restoration network) given to `murallab restore`:
+    one line naming it and the networks a checkpoint may hold, not a traceback from calling it like a U-Net."""
     from murallab.data import make_mural, save_image, save_mask
     from murallab.diffusion.unet import TimeUNet
-    from murallab.train.checkpoint import save_checkpoint
+    from murallab.checkpoint import save_checkpoint
 
     net = TimeUNet(base=8, mults=(1, 2))
     save_checkpoint(tmp_path / "diffusion.pt", model=net.state_dict(), config={"model": {"name": "TimeUNet",
@@ -233,5 +251,5 @@ def test_restore_with_a_diffusion_checkpoint_is_one_line(tmp_path, capsys):
                        "--mask-hole-value", "0", "--checkpoint", str(tmp_path / "diffusion.pt"),
                        "-o", str(tmp_path / "out.png")])
     err = capsys.readouterr().err
-    assert status == 2 and err.count("\n") == 1 and "TimeUNet" in err and "sampling" in err, err
+    assert status == 2 and err.count("\n") == 1 and "unknown model 'TimeUNet'" in err and "DiffusionRestorer" in err, err
     assert not (tmp_path / "out.png").exists()

@@ -17,7 +17,7 @@ from PIL import Image
 import murallab
 from murallab import cli
 from murallab.nn import DualDecoderUNet, PConvUNet
-from murallab.train.checkpoint import save_checkpoint
+from murallab.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 40

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from murallab import cli
-from murallab.nn import build_model
-from murallab.train.checkpoint import save_checkpoint
+from murallab.models import build_model
+from murallab.checkpoint import save_checkpoint
 
 H, W = 32, 40
 

@@ -145,7 +145,7 @@ def test_legacy_trap_unfilled_hole_scores_like_a_good_inpainting(pair):
 
 def test_evaluate_and_errors(pair):
     gt, pred, mask, gt8, pred8 = pair
-    out = metrics.evaluate(pred, gt, mask)
+    out = metrics.scores(pred, gt, mask)
     assert set(out) == {"mse", "psnr", "ssim", "mse_hole", "psnr_hole", "ssim_hole", "legacy_dlcv_mse"}
     assert all(v.shape == (3,) for v in out.values())
     assert float(out["legacy_dlcv_mse"][2]) == pytest.approx(metrics.legacy_dlcv_mse(gt8[2], pred8[2]))

@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 
 from murallab import cli
+from murallab.classical import push_pull
 from murallab.data import load_image, random_walk_mask
-from murallab.nn import DualDecoderUNet, PConvUNet, UNet
-from murallab.restore import detect, restore, restore_blind
+from murallab.nn import DualDecoderUNet, FFCUNet, PConvUNet, UNet
+from murallab.restore import detect, restore
 from murallab.tiling import tile_windows, tiled
-from murallab.train.checkpoint import save_checkpoint
+from murallab.checkpoint import save_checkpoint
 
 # PConvUNet(layers=3) and UNet(layers=3) have a stride of 8 and change no output further than 29 px from a changed
 # input (measured by perturbing single pixels); DualDecoderUNet(depth=2): stride 4, 26 px. With tile 128 and
@@ -206,14 +207,18 @@ def test_restore_validation_errors():
     with pytest.raises(ValueError, match="less than half"):
         restore(model, image, mask, tile=64, overlap=40)
     blind = _model(DualDecoderUNet, 0, base=8, depth=2)
-    with pytest.raises(TypeError, match="restore_blind"):
+    with pytest.raises(TypeError, match="without a mask"):
         restore(blind, image, mask)
     with pytest.raises(TypeError, match="DualDecoderUNet"):
         detect(model, image)
-    with pytest.raises(TypeError, match="DualDecoderUNet"):
-        restore_blind(model, image)
+    with pytest.raises(TypeError, match=r"restore\(model, image, mask\)"):
+        restore(model, image)  # a guided network needs its mask
+    with pytest.raises(TypeError, match="diffusion"):
+        restore(model, image, mask, steps=3)  # sampling arguments
+    with pytest.raises(TypeError, match="blind network"):
+        restore(model, image, mask, threshold=0.5)
     with pytest.raises(ValueError, match="threshold"):
-        restore_blind(blind, image, threshold=1.5)
+        restore(blind, image, threshold=1.5)
 
 
 # --- detection and blind restoration -------------------------------------------------------------------------------
@@ -234,14 +239,14 @@ def test_detect_probabilities_tiled_like_whole_image():
     assert small.shape == (1, 30, 41)
 
 
-def test_restore_blind_keeps_undamaged_pixels():
-    """restore_blind keeps, bit for bit, every pixel whose damage probability is below the threshold, and fills the
+def test_blind_restore_keeps_undamaged_pixels():
+    """restore(blind network, image) keeps, bit for bit, every pixel whose damage probability is below the threshold, and fills the
     others with the network's image; its mask is exactly (detect < threshold)."""
     model = _model(DualDecoderUNet, 1, base=8, depth=2)
     image = torch.rand(3, 70, 100, generator=torch.Generator().manual_seed(1))
     prob = detect(model, image, tile=64, overlap=16)
     threshold = float(prob.median())  # an untrained network: put the threshold inside its range
-    out, mask = restore_blind(model, image, threshold=threshold, tile=64, overlap=16)
+    out, mask = restore(model, image, threshold=threshold, tile=64, overlap=16, return_mask=True)
     assert out.shape == image.shape and mask.shape == (1, 70, 100)
     known = prob[0] < threshold
     assert torch.equal(mask[0].bool(), known) and 0.3 < known.float().mean() < 0.7
@@ -249,6 +254,52 @@ def test_restore_blind_keeps_undamaged_pixels():
     with torch.no_grad():
         net_image = tiled(lambda b: model(b)[0], image, tile=64, overlap=16)
     torch.testing.assert_close(out[:, ~known], net_image[:, ~known].clamp(0, 1))
+    model.threshold = threshold  # the network's own threshold is the default
+    torch.testing.assert_close(restore(model, image, tile=64, overlap=16), out, rtol=0, atol=0)
+
+
+def test_a_half_precision_model_restores_like_its_float32_copy():
+    """The shipped files are fp16: restore() with a model in half precision (a traceback before: its Fourier units
+    run in float32) gives float32 pixels equal to the float32 model's, within fp16 rounding of the weights."""
+    import copy
+
+    torch.manual_seed(0)
+    model = FFCUNet(base=8, blocks=1).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # a last layer away from zero, so the network matters
+    half = copy.deepcopy(model).half()
+    reference = copy.deepcopy(half).float()  # the same rounded weights, in float32
+    image = torch.rand(3, 40, 56, generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(1, 40, 56)
+    mask[:, 10:30, 12:40] = 0
+    out = restore(half, image, mask)
+    assert out.dtype == torch.float32 and next(half.parameters()).dtype == torch.float16  # the model is left as is
+    torch.testing.assert_close(out, restore(reference, image, mask), rtol=0, atol=1e-6)
+    assert torch.equal(out[:, mask[0].bool()], image[:, mask[0].bool()])
+    assert float((out - restore(model, image, mask)).abs().max()) > 0  # fp16 weights did round
+
+
+@pytest.mark.parametrize("size", [(8, 8), (1, 5), (15, 9)])
+def test_an_image_smaller_than_the_ffc_networks_padding_restores(size):
+    """An 8x8 image with an FFCUNet (pretrained:restorer's network) was a reflection-padding traceback: the network
+    pads to at least 16 px, so it restores, and equals the network run on the image padded by hand."""
+    torch.manual_seed(0)
+    model = FFCUNet(base=8, blocks=2).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(0, 0.1)
+    h, w = size
+    image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(3))
+    mask = torch.ones(1, h, w)
+    mask[:, h // 2:, : max(1, w // 2)] = 0
+    out = restore(model, image, mask, max_hole_ratio=1.0)
+    assert out.shape == (3, h, w) and torch.isfinite(out).all()
+    assert torch.equal(out[:, mask[0].bool()], image[:, mask[0].bool()])
+    with torch.no_grad():
+        direct = model(image[None], mask[None])[0].clamp(0, 1)  # one tile: restore is the network's own output
+    holes = ~mask[0].bool()
+    torch.testing.assert_close(out[:, holes], direct[:, holes], rtol=0, atol=1e-6)
+    assert float((direct - push_pull(image[None], mask[None])[0]).abs().max()) > 1e-3  # the network did work
 
 
 # --- the command line ----------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from PIL import Image
 
 from murallab.classical import telea
 from murallab.data import load_image, make_mural, paint_damage
-from murallab.nn import build_model
-from murallab.pretrained import WEIGHTS, load_pretrained
+from murallab.models import build_model
+from murallab.models import load_pretrained
+from murallab.pretrained import WEIGHTS
 from murallab.restore import detect, restore
 from murallab.widgets import PaintRestore
 
@@ -132,7 +133,7 @@ def test_diffusion_loads_only_when_chosen_and_samples_ddim(unet):
     assert "diffusion-64" not in w._models  # nothing loaded for it yet
     out = w.restore("diffusion")
     model = w._models["diffusion-64"]
-    expected = restore(model, image, w.mask, sampling={"sampler": "ddim", "steps": 2, "seed": 0})
+    expected = restore(model, image, w.mask, sampler="ddim", steps=2, seed=0)
     assert torch.equal(out, expected)  # the same computation twice
     hole = w.mask[0] == 0
     assert torch.equal(out[:, ~hole], image[:, ~hole]) and not torch.equal(out[:, hole], image[:, hole])
@@ -145,7 +146,7 @@ def test_detect_thresholds_the_detector_at_its_registry_threshold_and_stays_edit
     damaged = paint_damage(clean, 1 - holes, seed=0)
     w = PaintRestore(damaged, unet)
     mask = w.detect()
-    threshold = WEIGHTS["detector"].meta["threshold"]
+    threshold = WEIGHTS["detector"].threshold
     prob = detect(load_pretrained("detector"), damaged)
     assert torch.equal(mask, (prob < threshold).float()) and w.mask is mask
     assert 0 < w.hole_ratio < 0.5  # it found damage, not everything

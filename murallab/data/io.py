@@ -241,4 +241,4 @@ def warn_if_greyscale(image: torch.Tensor) -> None:
     if image.shape[-3] == 3 and is_greyscale(image):
         warnings.warn("the image is greyscale: a damage detector learns from colour murals and finds little of the "
                       "damage in a grey photograph; give a colour photograph, or mark the damage with a mask",
-                      UserWarning, stacklevel=4)  # the caller of restore_blind or detect
+                      UserWarning, stacklevel=4)  # the caller of restore or detect

@@ -13,8 +13,7 @@ published; this module keeps the three ideas at course scale, built on the plain
 3. **Blind damage.** Without a mask, DiffuMural segments the damage by K-means (K = 2) on colour.
    :func:`kmeans_damage_mask` does that with a small torch K-means on pixel colours and calls "damage" the
    cluster whose centre is nearest the colour of bare plaster (an assumption: flaked paint shows the ground).
-4. **Cycle consistency** is the optional ``cycle_weight`` of :func:`murallab.diffusion.train.train_diffusion` (and
-   ``cycle`` of :class:`murallab.losses.DiffusionLoss`).
+4. **Cycle consistency** is the ``cycle`` term of :class:`murallab.losses.DiffusionLoss`.
 
 ``DiffusionRestorer(scales=[32, 64])`` (``restorer.py``) trains such a pair with ``murallab train`` and samples it
 with ``sampler="multiscale"``; ``pretrained:diffumural-64`` is one.
@@ -31,11 +30,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.masks import check_mask
+from ..data.masks import check_mask, composite
 from ..data.synthetic import PALETTE
-from .samplers import composite, ddim_sample, ddpm_sample, to_diffusion
+from .samplers import ddim_sample, ddpm_sample, to_diffusion
 from .schedule import NoiseSchedule
-from .train import train_diffusion
 
 
 def downsample(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -118,35 +116,6 @@ def scale_condition(known: torch.Tensor, mask: torch.Tensor, coarse: torch.Tenso
     mask = mask.to(known.dtype)
     up = torch.zeros_like(known) if coarse is None else to_diffusion(upsample(coarse, size))
     return torch.cat([up, to_diffusion(known) * mask, mask, damage_contour(mask)], dim=1)
-
-
-class TeacherForcedCondition:
-    """Training condition of scale ``size``: the batch itself, downsampled to ``coarse_size`` (None: the coarsest
-    scale) and upsampled, stands in for the coarser result. Callable as ``condition(image, mask)``."""
-
-    def __init__(self, coarse_size: int | None):
-        self.coarse_size = coarse_size
-        self.name = f"scale_condition(coarse={coarse_size})"
-
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        coarse = None if self.coarse_size is None else downsample(image, self.coarse_size)
-        return scale_condition(image, mask, coarse)
-
-
-def train_multiscale(models, schedule: NoiseSchedule, images: torch.Tensor, masks: torch.Tensor, sizes, *,
-                     checkpoint_dir=None, **kwargs) -> list[dict]:
-    """Train one model per scale (``models[i]`` at ``sizes[i]``, coarsest first) on ``images`` and ``masks`` at
-    full size (the last of ``sizes``), each downsampled to its scale. ``kwargs`` go to ``train_diffusion``
-    (steps, batch_size, lr, cycle_weight, seed, ...). Returns each scale's training record."""
-    if len(models) != len(sizes):
-        raise ValueError(f"one model per scale: got {len(models)} models for sizes {list(sizes)}")
-    records = []
-    for i, (model, size) in enumerate(zip(models, sizes)):
-        cond = TeacherForcedCondition(sizes[i - 1] if i else None)
-        ckpt = None if checkpoint_dir is None else f"{checkpoint_dir}/multiscale_{size}px.pt"
-        records.append(train_diffusion(model, schedule, downsample(images, size), condition=cond,
-                                       masks=downsample_mask(masks, size), checkpoint=ckpt, **kwargs))
-    return records
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ configs/diffusion_64.yaml``, ``murallab restore --checkpoint pretrained:diffusio
   pixels (``murallab.classical.push_pull``), and each network predicts a *correction* to it,
   x̂_0 = fill + net(x_t, t, cond), its last layer starting at zero: the untrained model restores as push-pull, and
   training only has to add what a smooth fill misses (as ``UNet(refine=True)`` does; BENCHMARKS.md measures it).
-  With ``refine="pretrained:restorer"`` the fill is a trained one-pass restorer's instead (frozen): that network
+  With ``refine={"name": "FFCUNet", ...}`` the fill is a trained one-pass restorer's instead (frozen): that network
   already predicts roughly the posterior *mean*, and the diffusion learns to draw a *sample* around it.
 - **Training** (``model.train()``): ``forward(image, mask)`` draws a step t and noise ε, noises the image and
   returns, per scale, what :class:`murallab.losses.DiffusionLoss` needs (the prediction, its target, the mask, the
@@ -36,8 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import nn as networks
 from ..classical import push_pull
 from ..data.masks import check_mask, composite
+from ..nn.blocks import zero_last_layer
 from .multiscale import downsample, downsample_mask, multiscale_sample, scale_condition
 from .repaint import repaint
 from .samplers import CallCounter, ddim_sample, ddpm_sample, from_diffusion, mask_condition, to_diffusion
@@ -56,21 +58,21 @@ class FillCorrection(nn.Module):
     def __init__(self, net: TimeUNet, fill: slice):
         super().__init__()
         self.net, self.fill = net, fill
-        nn.init.zeros_(net.out[-1].weight)  # (as murallab.nn.blocks.zero_last_layer; not imported: murallab.nn
-        nn.init.zeros_(net.out[-1].bias)    # imports this module)
+        zero_last_layer(net.out[-1])
 
     def forward(self, x_t: torch.Tensor, t, cond: torch.Tensor) -> torch.Tensor:
         return cond[:, self.fill] + self.net(x_t, t, cond)
 
 
-def _fill_network(spec: str) -> nn.Module:
-    """The frozen restorer of ``refine="pretrained:restorer"`` (or a checkpoint path): a mask-guided network."""
-    from ..train.checkpoint import load_model  # (murallab.train imports murallab.nn, which imports this module)
-
-    net = load_model(spec)[0]
-    if getattr(net, "blind", False) or hasattr(net, "sample"):
-        raise ValueError(f"refine={spec!r} must be a mask-guided restorer (a UNet, PConvUNet or FFCUNet checkpoint), "
-                         f"got a {type(net).__name__}")
+def _fill_network(spec: dict) -> nn.Module:
+    """The frozen restorer of ``refine={"name": "FFCUNet", ...}``: a mask-guided network of ``murallab.nn``, built
+    with untrained weights; its trained ones come with the diffusion model's own ``state_dict``."""
+    cls = getattr(networks, str(spec.get("name")), None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and getattr(cls, "task", None) == "guided"):
+        raise ValueError(f"refine={spec!r} must name a mask-guided network of murallab.nn (UNet, PConvUNet or "
+                         f"FFCUNet) with its arguments")
+    net = cls(**{k: v for k, v in spec.items() if k != "name"})
+    net.requires_grad_(False)
     return net.eval()
 
 
@@ -86,12 +88,12 @@ class DiffusionRestorer(nn.Module):
         cond_drop: the fraction of training samples whose condition is hidden (their mask set to zeros); 1 makes
             an *unconditional* model, which restores only with ``sampler="repaint"`` (the known pixels pasted).
         refine: condition on a fill instead of zeros in the holes, and predict a correction to it (needs
-            ``prediction="x0"``): ``True`` for the push-pull fill, or a checkpoint of a mask-guided restorer
-            (``"pretrained:restorer"``, a path) whose fill is used instead. That network is frozen (run without
-            gradients, BatchNorm in eval mode) and its weights are saved with this model's (the spec is read again
-            whenever the model is rebuilt, so it must exist there too, as ``pretrained:`` weights always do); the
-            diffusion then only learns what a one-pass restorer cannot: a *sample* with texture, not the
-            mean (the "predict and refine" of Whang et al., CVPR 2022).
+            ``prediction="x0"``): ``True`` for the push-pull fill, or a mask-guided restorer's architecture
+            (``{"name": "FFCUNet", "base": 24, "blocks": 4}``) whose fill is used instead. That network is frozen
+            (run without gradients, BatchNorm in eval mode) and its weights are part of this model's
+            ``state_dict``; ``murallab.models.build_model`` starts it from a checkpoint when a config names one
+            (``refine: pretrained:restorer-small``). The diffusion then only learns what a one-pass restorer
+            cannot: a *sample* with texture, not the mean (the "predict and refine" of Whang et al., CVPR 2022).
         coarse_noise: in training, the teacher-forced coarse condition of each finer scale gets Gaussian noise of a
             standard deviation drawn in [0, coarse_noise] per sample (Ho et al.'s conditioning augmentation), so
             the finer network does not learn to copy it: at sampling it is a coarse *sample*, with errors.
@@ -102,11 +104,11 @@ class DiffusionRestorer(nn.Module):
     Shapes: ``forward(image (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = known)`` with S = ``scales[-1]``.
     """
 
-    blind = False
+    task = "diffusion"
 
     def __init__(self, scales=(64,), base: int = 32, mults=(1, 2, 2), attention: bool = True,
                  prediction: str = "x0", schedule: str = "cosine", num_steps: int = 1000, cond_drop: float = 0.1,
-                 refine: bool | str = False, coarse_noise: float = 0.0, coarse_steps: int = 0):
+                 refine: bool | dict = False, coarse_noise: float = 0.0, coarse_steps: int = 0):
         super().__init__()
         scales = [int(s) for s in scales]
         _check_prediction(prediction)
@@ -125,6 +127,9 @@ class DiffusionRestorer(nn.Module):
                              f"more scales, got {coarse_steps} with scales {scales}")
         if refine and prediction != "x0":
             raise ValueError(f"refine=True corrects a fill of x0, so it needs prediction='x0', got {prediction!r}")
+        if isinstance(refine, str):
+            raise ValueError(f"refine={refine!r} names a checkpoint: build the model with murallab.models.build_model, "
+                             f"which loads that restorer's weights (DiffusionRestorer takes its architecture, a dict)")
         if schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
         self.scales, self.size, self.prediction, self.cond_drop = scales, scales[-1], prediction, cond_drop
@@ -136,7 +141,7 @@ class DiffusionRestorer(nn.Module):
         self.refine, self.coarse_noise, self.coarse_steps = refine, coarse_noise, int(coarse_steps)
         self._fill = slice(0, 3) if len(scales) == 1 else slice(3, 6)  # the masked image's channels in the condition
         self.nets = nn.ModuleList(FillCorrection(n, self._fill) if refine else n for n in nets)
-        self.fill_net = _fill_network(refine) if isinstance(refine, str) else None
+        self.fill_net = _fill_network(refine) if isinstance(refine, dict) else None
 
     def train(self, mode: bool = True) -> DiffusionRestorer:
         """As ``nn.Module.train``, but a frozen ``fill_net`` stays in eval mode (its BatchNorm statistics fixed)."""
@@ -160,7 +165,7 @@ class DiffusionRestorer(nn.Module):
     @torch.no_grad()
     def fill(self, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The fill the networks correct, ``(B, 3, H, W)`` in [0, 1], known pixels exactly ``known``: the frozen
-        ``fill_net``'s restoration (``refine="pretrained:restorer"``) or push-pull's (``refine=True``)."""
+        ``fill_net``'s restoration (``refine`` a restorer's architecture) or push-pull's (``refine=True``)."""
         mask = mask.to(known.dtype)
         if self.fill_net is None:
             return push_pull(known * mask, mask)
@@ -193,7 +198,6 @@ class DiffusionRestorer(nn.Module):
         if image.shape[-2:] != (self.size, self.size):
             raise ValueError(f"this model trains on {self.size}x{self.size} patches (scales {self.scales}), got "
                              f"{tuple(image.shape[-2:])}: set the config's data.patch_size to {self.size}")
-        check_mask(mask, image, max_hole_ratio=1.0)
         g = None if self.training else torch.Generator(device=image.device).manual_seed(0)
         b = image.shape[0]
         mask = mask.to(image.dtype)

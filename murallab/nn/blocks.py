@@ -27,14 +27,15 @@ def encoder_plan(layers: int, in_channels: int, base: int) -> list[tuple[int, in
     return [(channels[i], channels[i + 1], kernels[i]) for i in range(layers)]
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "constant") -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` at the bottom and right so that H and W are multiples of ``multiple``.
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "constant", minimum: int = 1) -> torch.Tensor:
+    """Pad ``(B, C, H, W)`` at the bottom and right so that H and W are multiples of ``multiple`` and at least
+    ``minimum``.
 
     ``mode="constant"`` pads with zeros (for a mask: padding is a hole); ``"replicate"`` repeats the border.
     Crop back with ``y[..., :H, :W]``.
     """
     h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
+    ph, pw = max(-h % multiple, minimum - h), max(-w % multiple, minimum - w)
     return F.pad(x, (0, pw, 0, ph), mode=mode) if ph or pw else x
 
 
@@ -108,13 +109,13 @@ class EncoderDecoder(nn.Module):
         output   = model(*model.inputs(batch))         # batch: {"image", "mask", "masked", ["corrupted"]}
         restored = model.restored(output, batch)       # (B, 3, H, W) in [0, 1], known pixels from the input
 
-    ``blind`` is False for a network told where the holes are (``forward(masked, mask)``) and True for one that
-    finds them itself (``forward(corrupted) -> (image, damage_probability)``).
+    ``task`` says which kind it is: ``"guided"``, told where the holes are (``forward(masked, mask)``), or
+    ``"blind"``, finding them itself (``forward(corrupted) -> (image, damage_probability)``).
     """
 
     enc: nn.Module
     _freeze_enc_bn = False
-    blind = False
+    task = "guided"
 
     def inputs(self, batch: dict) -> tuple[torch.Tensor, ...]:
         """The forward arguments for a batch: ``(masked, mask)``, shapes ``(B, 3, H, W)`` and ``(B, 1, H, W)``."""

@@ -41,13 +41,19 @@ class DualDecoderUNet(EncoderDecoder):
     Shapes: corrupted ``(B, in_channels, H, W)`` in [0, 1]; image ``(B, in_channels, H, W)`` in [0, 1];
     damage_prob ``(B, 1, H, W)`` in [0, 1], 1 = damaged. ``depth`` max-pools; channels ``base·2^i``.
     Any H×W works (replicate-padded to a multiple of ``2**depth``, then cropped).
+
+    ``threshold``: the operating threshold on P(damage), part of the network's configuration so that it travels
+    with its weights (a checkpoint's ``config["model"]``, a registry entry): ``restored`` and
+    ``murallab.restore`` call a pixel damaged where ``damage_prob >= threshold``.
     """
 
-    blind = True
+    task = "blind"
 
-    def __init__(self, in_channels: int = 3, base: int = 32, depth: int = 4):
+    def __init__(self, in_channels: int = 3, base: int = 32, depth: int = 4, threshold: float = DAMAGE_THRESHOLD):
         super().__init__()
-        self.depth = depth
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be a damage probability in [0, 1], got {threshold!r}")
+        self.depth, self.threshold = depth, float(threshold)
         chans = [base * 2 ** i for i in range(depth + 1)]
         self.enc = nn.ModuleList(ResBlock(c_in, c_out) for c_in, c_out in zip([in_channels] + chans[:-1], chans))
         self.image_decoder, self.damage_decoder = _Decoder(chans), _Decoder(chans)
@@ -72,9 +78,10 @@ class DualDecoderUNet(EncoderDecoder):
         return (batch["corrupted"] if "corrupted" in batch else batch["masked"],)
 
     def restored(self, output: tuple[torch.Tensor, torch.Tensor], batch: dict,
-                 threshold: float = DAMAGE_THRESHOLD) -> torch.Tensor:
-        """Keep the input wherever no damage is predicted: ``known = damage_prob < threshold``,
+                 threshold: float | None = None) -> torch.Tensor:
+        """Keep the input wherever no damage is predicted: ``known = damage_prob < threshold`` (default
+        ``self.threshold``),
         ``out = known · corrupted + (1 - known) · image``. Shapes as ``forward``; all in [0, 1].
         """
         image, damage = (o.float() for o in output)
-        return composite(self.inputs(batch)[0], damage < threshold, image)
+        return composite(self.inputs(batch)[0], damage < (self.threshold if threshold is None else threshold), image)

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..classical import push_pull
-from ..data.masks import check_mask
 from .blocks import EncoderDecoder, conv_block, pad_to_multiple, zero_last_layer
 
 
@@ -103,7 +102,8 @@ class FFCUNet(EncoderDecoder):
     """``forward(image, mask) -> prediction``: push-pull's fill plus a learned correction (module docstring).
 
     Shapes: image ``(B, in_channels, H, W)`` in [0, 1]; mask ``(B, 1, H, W)``, 1 = known, 0 = hole; prediction
-    ``(B, in_channels, H, W)``, unbounded. Any H×W (padded to a multiple of 8, then cropped). Channels ``base``,
+    ``(B, in_channels, H, W)``, unbounded. Any H×W (padded to a multiple of 8 and at least 16, then cropped:
+    the FFC blocks' reflection padding needs 2 pixels at 1/8 size). Channels ``base``,
     ``2·base`` and ``4·base`` at 1/2, 1/4 and 1/8 resolution, ``blocks`` FFC blocks at 1/8; like ``UNet``, the only
     full-resolution layer is the last, which sees the input ``[fill ; mask]`` again.
     """
@@ -120,11 +120,10 @@ class FFCUNet(EncoderDecoder):
         zero_last_layer(self.head)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        check_mask(mask, image, max_hole_ratio=1.0)
         h, w = image.shape[-2:]
         mask = mask.to(image.dtype)
         fill = push_pull(image, mask)
-        x = pad_to_multiple(torch.cat([fill, mask], dim=1), 8, mode="replicate")
+        x = pad_to_multiple(torch.cat([fill, mask], dim=1), 8, mode="replicate", minimum=16)
         skips = [x]
         for enc in self.enc:
             x = enc(x)

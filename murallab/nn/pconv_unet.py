@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..classical import push_pull
-from ..data.masks import check_mask
 from .blocks import EncoderDecoder, PConvBlock, check_upsample, encoder_plan, pad_to_multiple, zero_last_layer
 
 
@@ -69,7 +68,6 @@ class PConvUNet(EncoderDecoder):
             zero_last_layer(self.dec[0].conv)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        check_mask(mask, image, max_hole_ratio=1.0)
         h, w = image.shape[-2:]
         x = pad_to_multiple(image, 2 ** self.layers)  # hole values are never read: PConv masks them
         m = pad_to_multiple(mask.to(image.dtype), 2 ** self.layers)  # padding = hole

@@ -1,4 +1,5 @@
-"""Training: the loop (``fit``), phased plans, checkpoints, logging, configs and torchrun helpers.
+"""Training: the loop (``fit``), one step and validation, phased plans, resume checks, logging, configs and torchrun
+helpers.
 
     from murallab.train import load_config, build_run, fit
     cfg = load_config("configs/tiny_cpu.yaml")
@@ -7,10 +8,14 @@
                  "runs/tiny", config=cfg)
 """
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..models import load_model
 from .config import build_run, load_config
 from .phases import Phase, apply_phase
-from .trainer import NonFiniteLossError, TrainConfig, fit, predict, train_step, validate
+from .progress import Progress
+from .settings import TrainConfig
+from .step import NonFiniteLossError, predict, train_step, validate
+from .trainer import DivergedError, fit
 
 __all__ = ["load_checkpoint", "load_model", "save_checkpoint", "build_run", "load_config", "Phase", "apply_phase",
-           "NonFiniteLossError", "TrainConfig", "fit", "predict", "train_step", "validate"]
+           "NonFiniteLossError", "DivergedError", "Progress", "TrainConfig", "fit", "predict", "train_step", "validate"]

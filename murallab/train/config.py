@@ -2,7 +2,7 @@
 the phases. ``load_config`` reads and checks it; ``build_run`` turns it into the objects ``fit`` takes.
 
     name: tiny_cpu
-    model: {name: PConvUNet, layers: 4, base: 16}          # murallab.nn.build_model arguments
+    model: {name: PConvUNet, layers: 4, base: 16}          # murallab.models.build_model arguments
     loss: {name: PConvLoss, weights: null}                  # a murallab.losses preset and its arguments
     data: {patch_size: 64, patches_per_image: 8, n_murals: 16, val_fraction: 0.2, hole_ratio: [0.1, 0.4]}
     train: {batch_size: 8, seed: 0, ...}                    # TrainConfig fields
@@ -23,10 +23,11 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from .. import losses
 from .._yaml import load_yaml
+from ..checkpoint import load_checkpoint
 from ..data import DamageShapes, MuralPatchDataset, PaintedDamage, PairedAugment, detect_layout, open_dataset
-from ..nn import MODELS, build_model
+from ..models import MODELS, build_model
 from .phases import Phase
-from .trainer import TrainConfig
+from .settings import TrainConfig
 
 DATA_DEFAULTS = {"patch_size": 128, "patches_per_image": 8, "n_murals": 16, "mural_size": None,
                  "val_fraction": 0.2, "hole_ratio": [0.1, 0.4], "augment": True, "jitter": {}, "upscale": False,
@@ -196,7 +197,6 @@ def build_run(cfg: dict, data_dir=None) -> dict:
     torch.manual_seed(seed)
     model = build_model(**cfg["model"])
     if cfg.get("init"):
-        from .checkpoint import load_checkpoint
         model.load_state_dict(load_checkpoint(cfg["init"])["model"])
     phases = [Phase(**p) for p in cfg["phases"]]
     train_set, val_set = build_data(cfg["data"], data_dir, seed)

@@ -5,8 +5,7 @@ import torch
 
 from murallab.data import PALETTE, make_murals, paint_damage, random_walk_masks
 from murallab.diffusion import (CallCounter, NoiseSchedule, TimeUNet, damage_contour, downsample_mask, kmeans,
-                                kmeans_damage_mask, multiscale_sample, scale_condition, timesteps, train_multiscale,
-                                upsample)
+                                kmeans_damage_mask, multiscale_sample, scale_condition, timesteps, upsample)
 
 
 def square_hole(size=12, lo=4, hi=8):
@@ -93,35 +92,6 @@ def test_multiscale_sample_takes_a_step_count_per_scale():
     for bad in ([3], [0, 4], [2, 2, 2]):
         with pytest.raises(ValueError, match="one count >= 1 per scale"):
             multiscale_sample(models, sched, known, mask, sizes=(8, 16), steps=bad)
-
-
-def test_train_multiscale_trains_one_model_per_scale(tmp_path):
-    sched = NoiseSchedule.cosine(50)
-    models = [TimeUNet(cond_channels=8, base=8, mults=(1, 2)) for _ in range(2)]
-    images = make_murals(4, 16, seed=0)
-    masks = random_walk_masks(4, 16, hole_ratio=(0.2, 0.4), seed=0)
-    recs = train_multiscale(models, sched, images, masks, (8, 16), steps=3, batch_size=2, cycle_weight=0.1,
-                            checkpoint_dir=tmp_path)
-    assert [len(r["losses"]) for r in recs] == [3, 3]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["multiscale_16px.pt", "multiscale_8px.pt"]
-    assert recs[0]["config"]["condition"] != recs[1]["config"]["condition"]
-
-
-def test_multiscale_checkpoints_open_with_load_model(tmp_path):
-    """Each scale's file is an ordinary train_diffusion checkpoint: load_model rebuilds that scale's TimeUNet."""
-    from murallab.train import load_model
-
-    torch.manual_seed(0)
-    sizes = (8, 16)
-    models = [TimeUNet(cond_channels=8, base=8, mults=(1, 2), attention=False) for _ in sizes]
-    images, masks = make_murals(4, 16, seed=0), random_walk_masks(4, 16, hole_ratio=(0.2, 0.4), seed=0)
-    train_multiscale(models, NoiseSchedule.cosine(20), images, masks, sizes, steps=1, batch_size=2,
-                     checkpoint_dir=tmp_path)
-    for model, size in zip(models, sizes):
-        loaded, ckpt = load_model(tmp_path / f"multiscale_{size}px.pt")
-        assert isinstance(loaded, TimeUNet) and loaded.cond_channels == 8
-        assert ckpt["config"]["condition"] == f"scale_condition(coarse={None if size == 8 else 8})"
-        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
 
 
 def test_timesteps_from_a_start_step():

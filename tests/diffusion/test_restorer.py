@@ -195,12 +195,14 @@ def test_an_untrained_refining_model_restores_as_push_pull(scales, sampler):
 
 @pytest.mark.parametrize("scales,sampler", [([16], "ddim"), ([16, 32], "multiscale")])  # (the FFCUNet needs 16 px)
 def test_an_untrained_model_refining_a_restorer_restores_as_that_restorer(scales, sampler):
-    """refine="pretrained:restorer": the condition's holes hold that network's fill, so the untrained diffusion
-    model (zero correction) returns the restorer's own composite, run here directly."""
+    """refine="pretrained:restorer" (through the registry, which copies that restorer's weights in): the
+    condition's holes hold that network's fill, so the untrained diffusion model (zero correction) returns the
+    restorer's own composite, run here directly."""
     from murallab.classical import push_pull
-    from murallab.pretrained import load_pretrained
+    from murallab.models import build_model, load_pretrained
 
-    model = _model(scales, refine="pretrained:restorer")
+    torch.manual_seed(0)
+    model = build_model("DiffusionRestorer", scales=scales, refine="pretrained:restorer", **TINY).eval()
     image, mask = _batch(2, scales[-1], seed=3)
     out = model.sample(image * mask, mask, sampler=sampler, steps=3, seed=0)
     restorer = load_pretrained("restorer")
@@ -241,8 +243,32 @@ def test_the_refined_restorer_stays_frozen_in_training(tmp_path):
 
 
 def test_refine_with_a_blind_model_is_rejected():
+    from murallab.models import build_model
+
     with pytest.raises(ValueError, match="mask-guided restorer"):
-        DiffusionRestorer(scales=[16], refine="pretrained:detector", **TINY)
+        build_model("DiffusionRestorer", scales=[16], refine="pretrained:detector", **TINY)
+    with pytest.raises(ValueError, match="mask-guided network of murallab.nn"):
+        DiffusionRestorer(scales=[16], refine={"name": "DualDecoderUNet", "base": 8}, **TINY)
+    with pytest.raises(ValueError, match="names a checkpoint: build the model with murallab.models.build_model"):
+        DiffusionRestorer(scales=[16], refine="pretrained:restorer", **TINY)  # no file is read in __init__
+
+
+def test_the_frozen_restorer_comes_from_the_state_dict_alone(tmp_path):
+    """A DiffusionRestorer refining {"name": "FFCUNet", ...} builds that network with untrained weights; its
+    trained ones come back with load_state_dict, and the rebuilt model samples exactly as the original."""
+    from murallab.models import build_model
+
+    torch.manual_seed(0)
+    trained = build_model("DiffusionRestorer", scales=[16], refine="pretrained:restorer-small", **TINY).eval()
+    spec = {"name": "FFCUNet", "base": 24, "blocks": 4}
+    torch.manual_seed(1)
+    rebuilt = DiffusionRestorer(scales=[16], refine=spec, **TINY).eval()
+    assert not all(torch.equal(a, b) for a, b in zip(rebuilt.fill_net.state_dict().values(),
+                                                     trained.fill_net.state_dict().values()))
+    rebuilt.load_state_dict(trained.state_dict())
+    image, mask = _batch(2, 16, seed=5)
+    torch.testing.assert_close(rebuilt.sample(image * mask, mask, steps=2), trained.sample(image * mask, mask, steps=2),
+                               rtol=0, atol=0)
 
 
 def test_coarse_steps_conditions_the_fine_scale_on_the_coarse_network_s_own_sample():
@@ -497,8 +523,8 @@ def test_restore_tiles_a_larger_image_with_the_model_size(one_scale):
 
     one_scale.sample = recording
     try:
-        out = restore(one_scale, image, mask, sampling={"sampler": "ddim", "steps": 3})
-        again = restore(one_scale, image, mask, sampling={"sampler": "ddim", "steps": 3})
+        out = restore(one_scale, image, mask, sampler="ddim", steps=3)
+        again = restore(one_scale, image, mask, sampler="ddim", steps=3)
     finally:
         del one_scale.sample
     assert default_tiling(one_scale) == (16, 4)
@@ -515,7 +541,7 @@ def test_restore_with_a_multiscale_model_uses_its_own_default_sampler(two_scales
 
     image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
     mask = random_walk_mask(16, 16, hole_ratio=(0.2, 0.3), seed=0)
-    out = restore(two_scales, image, mask, sampling={"steps": 2})
+    out = restore(two_scales, image, mask, steps=2)
     assert torch.equal(*_known(out, image, mask))
 
 
@@ -526,7 +552,7 @@ def test_restore_sampling_is_for_diffusion_models_only():
     unet = UNet(layers=2, base=4).eval()
     image, mask = torch.rand(3, 32, 32), random_walk_mask(32, 32, hole_ratio=(0.2, 0.3), seed=0)
     with pytest.raises(TypeError, match="sampling"):
-        restore(unet, image, mask, sampling={"sampler": "ddim", "steps": 3})
+        restore(unet, image, mask, sampler="ddim", steps=3)
     assert default_tiling(unet) == (256, 32)
     assert default_tiling(unet, tile=64) == (64, 32)
 
@@ -536,7 +562,7 @@ def test_restore_sampling_is_for_diffusion_models_only():
 @pytest.fixture
 def files(tmp_path, one_scale):
     from murallab.nn import UNet
-    from murallab.train.checkpoint import save_checkpoint
+    from murallab.checkpoint import save_checkpoint
 
     h, w = 20, 28
     rgb = np.random.default_rng(0).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
@@ -591,7 +617,7 @@ def test_cli_restore_sampling_errors_are_one_line(files, checkpoint, extra, word
 
 def test_cli_restore_takes_one_step_count_per_scale(files, two_scales, capsys, monkeypatch):
     """``--steps 3 1`` reaches the model's ``sample`` as the list [3, 1] (coarse first) for every tile."""
-    from murallab.train.checkpoint import save_checkpoint
+    from murallab.checkpoint import save_checkpoint
 
     d = files["dir"]
     save_checkpoint(d / "pair.pt", model=two_scales.state_dict(),

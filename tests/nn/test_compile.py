@@ -2,8 +2,8 @@
 compute eagerly (the diffusion models still break the graph: they compile in pieces).
 
 Dynamo's ``eager`` backend traces without generating code, so this runs in seconds on a CPU; a graph break under
-``fullgraph=True`` raises. The two data-dependent branches (``check_mask``'s value checks and push-pull's early
-stop) are skipped while compiling, so these tests also pin that skipping them changes no output.
+``fullgraph=True`` raises. The data-dependent branch of push-pull (its early stop) is skipped while compiling, so
+these tests also pin that skipping it changes no output.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def test_networks_trace_as_one_graph(make):
     torch.manual_seed(0)
     net = make().eval()
     image, mask = _batch()
-    args = (image,) if getattr(net, "blind", False) else (image, mask)
+    args = (image,) if net.task == "blind" else (image, mask)
     compiled = torch.compile(net, backend="eager", fullgraph=True)
     with torch.no_grad():
         want, got = net(*args), compiled(*args)

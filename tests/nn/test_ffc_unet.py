@@ -9,7 +9,8 @@ import torch
 
 from murallab.classical import push_pull
 from murallab.data import make_mural, random_walk_masks
-from murallab.nn import FFCUNet, build_model
+from murallab.models import build_model
+from murallab.nn import FFCUNet
 from murallab.nn.ffc_unet import FFC, FourierUnit
 
 
@@ -64,7 +65,7 @@ def test_untrained_network_is_push_pull_and_one_step_moves_it():
 @pytest.mark.parametrize("h,w", [(64, 64), (37, 50)])
 def test_any_size_and_the_registry(h, w):
     net = build_model("FFCUNet", base=8, blocks=1).eval()
-    assert isinstance(net, FFCUNet) and not net.blind
+    assert isinstance(net, FFCUNet) and net.task == "guided"
     with torch.no_grad():
         out = net(torch.rand(1, 3, h, w), torch.ones(1, 1, h, w))
     assert out.shape == (1, 3, h, w)

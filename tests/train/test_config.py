@@ -134,7 +134,7 @@ def test_good_model_and_loss_arguments_pass():
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_preset_loads_and_builds_its_network(path):
     """A typo in a preset (an unknown key, an argument the model does not take) fails here, not in a user's run."""
-    from murallab.nn import build_model
+    from murallab.models import build_model
 
     cfg = load_config(path)
     spec = dict(cfg["model"])

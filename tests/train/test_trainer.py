@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from murallab.nn import PConvUNet
-from murallab.train import (NonFiniteLossError, Phase, apply_phase, build_run, fit, load_checkpoint,
+from murallab.train import (DivergedError, NonFiniteLossError, Phase, apply_phase, build_run, fit, load_checkpoint,
                             load_config, load_model, train_step)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -442,46 +442,42 @@ def test_a_run_saved_before_a_phase_setting_existed_resumes(tmp_path, monkeypatc
     assert result["epochs"] == 2
 
 
-def test_a_diverging_run_warns_once_and_names_the_kept_checkpoint(tmp_path):
-    """lr 1e6: the validation loss jumps to ~1e14 from ~1 at step 1; the run warns once, naming the checkpoint
-    it keeps."""
+def test_a_diverging_run_stops_with_an_error_naming_the_kept_checkpoints(tmp_path):
+    """lr 1e6: the validation loss jumps to ~1e14 from ~1 at step 1. Training stops with DivergedError (not a warning
+    and a normal return), in one line naming best.pt, its epoch and score, and last.pt, both on disk."""
     cfg = tiny(phases=[{"name": "a", "lr": 1e6, "epochs": 2}])
-    with pytest.warns(RuntimeWarning, match=r"the run diverged: validation loss .* after epoch 1 of phase 'a' is "
-                                            r".*x the loss at step 1") as record:
-        _, result = run(cfg, tmp_path)
-    assert result["diverged"] is True
-    diverged = [str(w.message) for w in record if "diverged" in str(w.message)]
-    assert len(diverged) == 1
-    first_train_loss = result["history"]["train/loss"][0][1]
-    assert result["history"]["val/loss"][0][1] > 100 * first_train_loss
+    with pytest.raises(DivergedError) as info:
+        run(cfg, tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("the run diverged: validation loss ") and "after epoch 1 of phase 'a' is " in message
     best = load_checkpoint(tmp_path / "best.pt")["progress"]
+    last = load_checkpoint(tmp_path / "last.pt")["progress"]
+    assert last["step"] == best["step"] == 4  # one epoch of 4 steps, then it stopped
+    first_train_loss = load_checkpoint(tmp_path / "last.pt")["progress"]["first_loss"]
+    assert last["best_val_loss"] > 100 * first_train_loss
     assert (f"{tmp_path / 'best.pt'} keeps the best epoch by psnr (epoch {best['best_epoch']} of the run, "
-            f"psnr {best['best']:.4g})") in diverged[0]
+            f"psnr {best['best']:.4g})") in message
+    assert f"{tmp_path / 'last.pt'} holds the latest weights" in message
 
 
 def test_divergence_is_100x_the_best_validation_loss(tmp_path, monkeypatch):
-    """Scripted validation losses: 98x the best one so far is not divergence, 102x is; it is reported once."""
-    import warnings
-
+    """Scripted validation losses: 98x the best one so far is not divergence, 102x is."""
     import murallab.train.trainer as trainer
 
     def script(losses, psnrs):
         values = iter(zip(losses, psnrs))
         monkeypatch.setattr(trainer, "validate", lambda *a, **k: dict(zip(("loss", "psnr"), next(values))))
         cfg = tiny(phases=[{"name": "a", "lr": 1e-3, "epochs": len(losses)}])
-        out = tmp_path / str(len(losses))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            _, result = run(cfg, out)
-        return result, [str(w.message) for w in caught if "diverged" in str(w.message)]
+        return run(cfg, tmp_path / str(len(losses)))[1]
 
-    result, warned = script([1.0, 0.5, 49.0], [20.0, 22.0, 10.0])
-    assert result["diverged"] is False and warned == []
-    result, warned = script([1.0, 0.5, 49.0, 51.0, 0.4, 1000.0], [20.0, 22.0, 10.0, 9.0, 23.0, 5.0])
-    assert result["diverged"] is True and len(warned) == 1
-    assert "after epoch 4 of phase 'a' is 102x the best validation loss (0.5)" in warned[0]
-    assert "best.pt keeps the best epoch by psnr (epoch 2 of the run, psnr 22)" in warned[0]
-    assert "which diverged too" not in warned[0]
+    assert script([1.0, 0.5, 49.0], [20.0, 22.0, 10.0])["epochs"] == 3
+    with pytest.raises(DivergedError) as info:
+        script([1.0, 0.5, 49.0, 51.0, 0.4, 1000.0], [20.0, 22.0, 10.0, 9.0, 23.0, 5.0])
+    assert "after epoch 4 of phase 'a' is 102x the best validation loss (0.5)" in str(info.value)
+    assert "best.pt keeps the best epoch by psnr (epoch 2 of the run, psnr 22)" in str(info.value)
+    assert "which diverged too" not in str(info.value)
+    assert load_checkpoint(tmp_path / "6" / "last.pt")["progress"]["global_epoch"] == 4
 
 
 @pytest.mark.parametrize("resume", [False, True])

@@ -1,4 +1,6 @@
-"""Checkpoints: ``state_dict``s plus a small JSON-able dict of config and progress, written atomically.
+"""Checkpoint files: ``state_dict``s plus a small JSON-able dict of config and progress, written atomically.
+
+File I/O only: ``murallab.models.load_model`` rebuilds the network a checkpoint names.
 
 A checkpoint is one ``torch.save`` file holding
 
@@ -21,11 +23,9 @@ import zipfile
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from .._atomic import atomic_path
-from ..nn import build_model
-from ..pretrained import weights_path
+from ._atomic import atomic_path
+from .pretrained import weights_path
 
 
 def save_checkpoint(path, **parts) -> Path:
@@ -61,21 +61,3 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise ValueError(f"{path} is not a murallab checkpoint: expected a dict with a 'model' state_dict")
     return ckpt
 
-
-def load_model(path, device="cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the network saved in a checkpoint (or ``pretrained:NAME``), in eval mode: ``(model, checkpoint)``.
-
-    The checkpoint's ``config["model"]`` names the class and its arguments, e.g.
-    ``{"name": "PConvUNet", "layers": 5, "base": 16}``, or ``{"name": "TimeUNet", "base": 16, ...}`` in a
-    ``murallab.diffusion.train_diffusion`` checkpoint (its schedule: ``config["schedule"]``).
-    """
-    ckpt = load_checkpoint(path)
-    spec = (ckpt.get("config") or {}).get("model")
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ValueError(f"{path} does not say which network it holds (config['model']['name'] is missing; a "
-                         f"train_diffusion checkpoint written before it recorded the name is retrained and "
-                         f"rewritten by calling train_diffusion again)")
-    spec = dict(spec)
-    model = build_model(spec.pop("name"), **spec)
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
