@@ -203,17 +203,11 @@ def _load_network(path, device, *, blind: bool, instead: str):
 
 
 def _tiling(args, model) -> None:
-    """Fill in ``--tile`` and ``--overlap`` for ``model`` (``restore.default_tiling``) and check them."""
+    """Fill in ``--tile`` and ``--overlap`` for ``model`` (``restore.default_tiling``), checked."""
     from .restore import default_tiling
-    from .tiling import check_tiling
 
-    args.tile, args.overlap = default_tiling(model, args.tile, args.overlap)
-    scales = getattr(model, "scales", [])
-    if len(scales) > 1 and args.tile > scales[-1]:
-        raise UsageError(f"--tile {args.tile}: this multi-scale diffusion model samples tiles of at most "
-                         f"{scales[-1]} px (its finest scale); leave --tile out")
     try:
-        check_tiling(args.tile, args.overlap)
+        args.tile, args.overlap = default_tiling(model, args.tile, args.overlap)
     except ValueError as e:
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: {e}") from None
 
@@ -234,33 +228,9 @@ def _tiled_run(fn, image, args):
     return result, f"{tiles} tiles of {args.tile} px, {time.perf_counter() - start:.1f} s"
 
 
-def _read_mask(args, image):
-    from .data.io import load_mask
-    from .data.masks import hole_ratio
-    from .restore import MAX_HOLE_RATIO
-
-    mask = load_mask(args.mask, hole_value=args.mask_hole_value)
-    (h, w), (mh, mw) = image.shape[-2:], mask.shape[-2:]
-    if (mh, mw) != (h, w):
-        raise UsageError(f"the mask {args.mask} is {mw}×{mh} but the image {args.image} is {w}×{h} (W×H): a mask "
-                         f"must have exactly its image's size")
-    ratio = float(hole_ratio(mask))
-    hole, other = ("black", 255) if args.mask_hole_value == 0 else ("white", 0)
-    if ratio in (0.0, 1.0):  # the file is all white or all black: no convention gives it a hole to restore
-        colour = "black" if (ratio == 1.0) == (hole == "black") else "white"
-        given, flipped = ("only", "no") if ratio else ("no", "only")
-        raise UsageError(f"the mask {args.mask} is all {colour}: it marks {given} holes with --mask-hole-value "
-                         f"{args.mask_hole_value} and {flipped} holes with {other}, so there is nothing to restore; "
-                         f"paint the damage on it, black on white (--mask-hole-value 0) or white on black (255)")
-    if ratio > MAX_HOLE_RATIO:  # the other convention holds the holes (1 - ratio of the pixels, more than none)
-        raise UsageError(f"read with --mask-hole-value {args.mask_hole_value} ({hole} = hole), the mask {args.mask} "
-                         f"marks {ratio:.0%} of the pixels as holes: it is most likely in the other convention; "
-                         f"try --mask-hole-value {other}")
-    return mask
-
-
 def _sampling(args, model) -> dict | None:
-    """A diffusion model's ``sample`` arguments from --sampler, --steps and --seed (None for other networks)."""
+    """A diffusion model's ``sample`` arguments from --sampler, --steps and --seed (None for other networks); the
+    model's ``sample`` refuses a sampler it cannot run."""
     if model.task != "diffusion":
         given = [f"--{k}" for k in ("sampler", "steps") if getattr(args, k) is not None]
         if given:
@@ -274,13 +244,6 @@ def _sampling(args, model) -> dict | None:
     if not all(1 <= n <= limit for n in steps):
         raise UsageError(f"--steps must be between 1 and the model's {limit} diffusion steps, got "
                          f"{' '.join(map(str, steps))}")
-    if (sampler == "multiscale") != (len(model.scales) > 1):
-        raise UsageError(f"--sampler {sampler} needs a " + ("multi-scale" if sampler == "multiscale" else "one-scale")
-                         + f" diffusion model; {args.checkpoint} has scales {model.scales}"
-                         + ("" if sampler == "multiscale" else ": use --sampler multiscale"))
-    if model.cond_drop == 1 and sampler != "repaint":
-        raise UsageError(f"{args.checkpoint} is an unconditional diffusion model: it restores only with --sampler "
-                         f"repaint, got --sampler {sampler}")
     if len(steps) > 1 and (sampler != "multiscale" or len(steps) != len(model.scales)):
         raise UsageError(f"several --steps are one count per scale of a multi-scale model ({args.checkpoint} has "
                          f"scales {model.scales}); got {' '.join(map(str, steps))}")
@@ -288,7 +251,7 @@ def _sampling(args, model) -> dict | None:
 
 
 def restore(args) -> None:
-    from .data.io import IMAGE_SUFFIXES, load_image, save_image
+    from .data.io import IMAGE_SUFFIXES, load_image, load_mask_for, save_image
     from .data.masks import hole_ratio
     from .restore import restore as restore_image
 
@@ -315,7 +278,7 @@ def restore(args) -> None:
     _tiling(args, model)
     sampling = _sampling(args, model)
     image = load_image(args.image)
-    given = None if args.blind else _read_mask(args, image)
+    given = None if args.blind else load_mask_for(args.mask, image, hole_value=args.mask_hole_value)
     (restored, mask), took = _tiled_run(lambda: restore_image(
         model, image, given, threshold=args.threshold, tile=args.tile, overlap=args.overlap, progress=True,
         return_mask=True, **(sampling or {})), image, args)

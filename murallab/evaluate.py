@@ -18,10 +18,10 @@ from pathlib import Path
 
 from . import metrics
 from ._atomic import write_text
-from .data import check_mask, hole_ratio, list_images, load_image, load_mask
+from .data import list_images, load_image
+from .data.io import load_mask_for
 
 #: a mask marking more of its image as holes is most likely in the other convention
-MAX_HOLE_RATIO = 0.6
 COLUMNS = ("mse", "psnr", "ssim", "mse_hole", "psnr_hole", "ssim_hole", "legacy_dlcv_mse")
 LEGACY_NOTE = ("legacy_dlcv_mse: the DLCV-2019 evaluate.py number. It subtracts uint8 arrays, so every pixel "
                "counts d² mod 256: it is at most 255, and an unfilled hole scores about as well as a good "
@@ -69,22 +69,6 @@ def pair_files(gt_dir, pred_dir, mask_dir=None) -> list[tuple[str, Path, Path, P
     return [(n, gt[n], pred[n], masks[n] if masks else None) for n in sorted(gt)]
 
 
-def _read_mask(path: Path, gt, hole_value: int):
-    """The mask file ``path`` for the ground truth ``gt``, ``(1, 1, H, W)``; a mask that is most likely in the other
-    convention is refused, naming the option that reads it (``--mask-hole-value``)."""
-    mask = check_mask(load_mask(path, hole_value=hole_value), gt, name=f"mask {path.name}", max_hole_ratio=1.0)
-    ratio, other = float(hole_ratio(mask)), 255 - hole_value
-    colour = "black" if hole_value == 0 else "white"
-    if ratio == 1:
-        raise EvaluationError(f"the mask {path} is all {colour}: every pixel is a hole with --mask-hole-value "
-                              f"{hole_value} and none with {other}; give the image's damage mask")
-    if ratio > MAX_HOLE_RATIO:
-        raise EvaluationError(f"read with --mask-hole-value {hole_value} ({colour} = hole), the mask {path} marks "
-                              f"{ratio:.0%} of the pixels as holes: most likely it is in the other convention; try "
-                              f"--mask-hole-value {other} (mask_hole_value={other} in Python)")
-    return mask[None]
-
-
 def evaluate_folders(gt_dir, pred_dir, mask_dir=None, *, mask_hole_value: int = 0) -> dict:
     """``{"images": {name: {metric: value}}, "mean": {metric: value}}``; hole metrics only with masks.
 
@@ -99,7 +83,7 @@ def evaluate_folders(gt_dir, pred_dir, mask_dir=None, *, mask_hole_value: int = 
                                   f"restored {p.name} is {tuple(pred.shape[1:])}")
         mask = None
         if m is not None:
-            mask = _read_mask(m, gt, mask_hole_value)
+            mask = load_mask_for(m, gt, hole_value=mask_hole_value, holes_needed=False)[None]
         scores = metrics.scores(pred[None], gt[None], mask)
         rows[name] = {k: float(v[0]) for k, v in scores.items()}
     mean = {}

@@ -20,13 +20,11 @@ from torch import nn
 
 from ._device import device as pick_device
 from .data.io import warn_if_greyscale
-from .data.masks import check_mask, composite
-from .tiling import tiled
+from .data.masks import MAX_HOLE_RATIO, check_mask, composite
+from .tiling import check_tiling, tiled
 
 __all__ = ["restore", "detect", "task_of", "default_tiling", "MAX_HOLE_RATIO", "TASKS"]
 
-#: hole ratio above which a mask is taken to be in the opposite convention (check_mask's default)
-MAX_HOLE_RATIO = 0.6
 #: what a network's ``task`` may say
 TASKS = ("guided", "blind", "diffusion")
 
@@ -83,10 +81,17 @@ def _float32(model: nn.Module) -> nn.Module:
 
 def default_tiling(model: nn.Module, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
     """``(tile, overlap)`` with the defaults filled in: 256 and 32 for the U-Nets; a diffusion model's own size
-    (``model.size``) and a quarter of it, since it samples patches of the size it was trained at."""
+    (``model.size``) and a quarter of it, since it samples patches of the size it was trained at. ``ValueError`` for
+    a tiling :func:`~murallab.tiling.check_tiling` refuses, or a tile larger than a multi-scale model's finest scale."""
     size = getattr(model, "size", None)
     tile = tile if tile is not None else size or 256
-    return tile, overlap if overlap is not None else (tile // 4 if size else 32)
+    overlap = overlap if overlap is not None else (tile // 4 if size else 32)
+    scales = getattr(model, "scales", [])
+    if len(scales) > 1 and tile > scales[-1]:
+        raise ValueError(f"tile {tile}: this multi-scale diffusion model samples tiles of at most {scales[-1]} px "
+                         f"(its finest scale)")
+    check_tiling(tile, overlap)
+    return tile, overlap
 
 
 def restore(model: nn.Module, image: torch.Tensor, mask: torch.Tensor | None = None, *, tile: int | None = None,

@@ -101,7 +101,7 @@ def no_work(monkeypatch):
         raise AssertionError("the network was loaded before the output path was checked")
 
     monkeypatch.setattr(cli, "_load_network", boom)
-    monkeypatch.setattr("murallab.pretrained.export", boom)
+    monkeypatch.setattr("murallab.models.export", boom)
 
 
 @pytest.mark.parametrize("command", ["restore", "detect", "export"])

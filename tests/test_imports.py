@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "murallab"
 
 #: bottom to top: a module imports only from its own layer or the ones before it
 LAYERS = [
-    ["murallab._device", "murallab._atomic", "murallab._yaml", "murallab.tiling"],
+    ["murallab._device", "murallab._atomic", "murallab._yaml", "murallab.tiling", "murallab.params"],
     ["murallab.data", "murallab.classical", "murallab.pretrained", "murallab.checkpoint"],
     ["murallab.losses", "murallab.metrics"],
     ["murallab.nn"],

@@ -21,8 +21,10 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._atomic import atomic_path
+from .masks import MAX_HOLE_RATIO, hole_ratio
 
-__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "save_image", "save_mask", "list_images",
+__all__ = ["IMAGE_SUFFIXES", "image_from_pil", "load_image", "load_mask", "load_mask_for", "save_image", "save_mask",
+           "list_images",
            "is_greyscale", "warn_if_greyscale"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -183,6 +185,33 @@ def load_mask(path, *, hole_value: int, threshold: int = 127, white_level: int |
     white = levels * 255.0 > threshold * white_level  # exact for integer levels
     known = ~white if hole_value == 255 else white
     return torch.from_numpy(known.astype(np.float32))[None]
+
+
+def load_mask_for(path, image: torch.Tensor, *, hole_value: int, holes_needed: bool = True,
+                  option: str = "--mask-hole-value") -> torch.Tensor:
+    """:func:`load_mask` for ``image`` ``(3, H, W)``, checked as a mask file a person drew: ``(1, H, W)``, 1 = known.
+
+    One-line ``ValueError`` naming the convention's ``option`` when the mask is not the image's size, is all one
+    colour (no convention gives it a hole; with ``holes_needed=False`` no holes is allowed, all holes is not), or marks
+    more than :data:`~murallab.data.masks.MAX_HOLE_RATIO` of the pixels as holes (most likely the other convention).
+    """
+    mask = load_mask(path, hole_value=hole_value)
+    (h, w), (mh, mw) = image.shape[-2:], mask.shape[-2:]
+    if (mh, mw) != (h, w):
+        raise ValueError(f"the mask {path} is {mw}×{mh} but its image is {w}×{h} (W×H): a mask must have exactly its "
+                         f"image's size")
+    ratio = float(hole_ratio(mask))
+    hole, other = ("black", 255) if hole_value == 0 else ("white", 0)
+    if ratio == 1.0 or (ratio == 0.0 and holes_needed):  # all one colour: no convention gives it a hole
+        colour = "black" if (ratio == 1.0) == (hole == "black") else "white"
+        given, flipped = ("only", "no") if ratio else ("no", "only")
+        raise ValueError(f"the mask {path} is all {colour}: it marks {given} holes with {option} {hole_value} and "
+                         f"{flipped} holes with {other}, so there is nothing to restore; paint the damage on it, black "
+                         f"on white ({option} 0) or white on black (255)")
+    if ratio > MAX_HOLE_RATIO:  # the other convention holds the holes (1 - ratio of the pixels, more than none)
+        raise ValueError(f"read with {option} {hole_value} ({hole} = hole), the mask {path} marks {ratio:.0%} of the "
+                         f"pixels as holes: it is most likely in the other convention; try {option} {other}")
+    return mask
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:

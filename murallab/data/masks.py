@@ -304,7 +304,11 @@ def composite(known: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> to
     return torch.where(mask.bool(), known, fill)
 
 
-def check_mask(mask: torch.Tensor, image: torch.Tensor | None = None, *, max_hole_ratio: float = 0.6,
+#: hole fraction above which a mask is taken to be in the other convention (1 = hole)
+MAX_HOLE_RATIO = 0.6
+
+
+def check_mask(mask: torch.Tensor, image: torch.Tensor | None = None, *, max_hole_ratio: float = MAX_HOLE_RATIO,
                name: str = "mask") -> torch.Tensor:
     """Validate a mask against the library convention and return it unchanged.
 
