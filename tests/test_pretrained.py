@@ -366,13 +366,18 @@ def test_readme_measured_table_quotes_the_registry(repo_root):
     quotes = {
         "the shipped `pretrained:restorer`": [
             f"{r['psnr']:.2f} vs {t['psnr']:.2f} dB PSNR, SSIM {r['ssim']:.3f} vs {t['ssim']:.3f}"],
+        "`pretrained:restorer` on murals from sources": [
+            f"{g['psnr']:+.2f} dB, {g['ssim']:+.3f} SSIM over Telea on average"
+            for g in [w["restorer"].metrics["sources_left_out_gain"]]] + [
+            f"on the walls alone {w['restorer'].metrics['walls_gain']['psnr']:+.2f} dB",
+            f"`restorer-small`: {w['restorer-small'].metrics['sources_left_out_gain']['psnr']:+.2f} dB",
+            f"walls {w['restorer-small'].metrics['walls_gain']['psnr']:+.2f} dB"],
         "the shipped `pretrained:diffusion-64`": [
             f"one DDIM-50 sample {pair(d[f'{key} DDIM-50'])}",
             f"the mean of 10 DDIM-5 samples {pair(d[f'{key} mean of 10 DDIM-5'])}",
             f"the restorer it refines {pair(w['restorer-small'].metrics[key])}",
             f"OpenCV Telea {pair(telea[key])}",
             f"49 + 1 calls {pair(pair_model[f'{key} multi-scale 49+1'])}",
-            f"25 + 25 {pair(pair_model[f'{key} multi-scale 25+25'])}",
             f"unconditional ε-prediction model {pair(w['unconditional-64'].metrics[f'{key} RePaint 50/5/5'])}"],
         "the shipped `pretrained:detector`": [
             f"IoU {det['bodhisattva']['iou']:.3f}", f"IoU {det['painted_validation']['iou']:.2f} on validation"],
