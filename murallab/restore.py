@@ -80,12 +80,13 @@ def _float32(model: nn.Module) -> nn.Module:
 
 
 def default_tiling(model: nn.Module, tile: int | None = None, overlap: int | None = None) -> tuple[int, int]:
-    """``(tile, overlap)`` with the defaults filled in: 256 and 32 for the U-Nets; a diffusion model's own size
-    (``model.size``) and a quarter of it, since it samples patches of the size it was trained at. ``ValueError`` for
-    a tiling :func:`~murallab.tiling.check_tiling` refuses, or a tile larger than a multi-scale model's finest scale."""
+    """``(tile, overlap)`` with the defaults filled in: 256 and 32 for the U-Nets (a quarter of a tile under 128 px);
+    a diffusion model's own size (``model.size``) and a quarter of it, since it samples patches of the size it was
+    trained at. ``ValueError`` for a tiling :func:`~murallab.tiling.check_tiling` refuses, or a tile larger than a
+    multi-scale model's finest scale."""
     size = getattr(model, "size", None)
     tile = tile if tile is not None else size or 256
-    overlap = overlap if overlap is not None else (tile // 4 if size else 32)
+    overlap = overlap if overlap is not None else (tile // 4 if size or tile < 128 else 32)
     scales = getattr(model, "scales", [])
     if len(scales) > 1 and tile > scales[-1]:
         raise ValueError(f"tile {tile}: this multi-scale diffusion model samples tiles of at most {scales[-1]} px "

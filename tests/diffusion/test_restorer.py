@@ -554,7 +554,9 @@ def test_restore_sampling_is_for_diffusion_models_only():
     with pytest.raises(TypeError, match="sampling"):
         restore(unet, image, mask, sampler="ddim", steps=3)
     assert default_tiling(unet) == (256, 32)
-    assert default_tiling(unet, tile=64) == (64, 32)
+    assert default_tiling(unet, tile=64) == (64, 16)  # a quarter of a small tile: its two ramps fit inside it
+    with pytest.raises(ValueError, match="overlap"):
+        default_tiling(unet, tile=64, overlap=32)
 
 
 # --- murallab restore ------------------------------------------------------------------------------------------
@@ -601,7 +603,7 @@ def test_cli_restore_with_a_diffusion_checkpoint(files, capsys):
 @pytest.mark.parametrize("checkpoint,extra,words", [
     ("diffusion.pt", ["--sampler", "multiscale", "--steps", "3"], ["multi-scale", "[16]"]),
     ("diffusion.pt", ["--steps", "0"], ["--steps", "between 1"]),
-    ("unconditional.pt", ["--sampler", "ddim"], ["unconditional", "--sampler repaint"]),
+    ("unconditional.pt", ["--sampler", "ddim"], ["unconditional", "repaint"]),
     ("diffusion.pt", ["--steps", "3", "2"], ["one count per scale", "[16]", "3 2"]),
     ("unet.pt", ["--steps", "3"], ["--steps", "diffusion checkpoint", "UNet"]),
 ])
