@@ -206,7 +206,7 @@ def main():
         else:
             print("training the restorer:")
             result, seconds = train_within(args.config, train_dir, args.out / "restorer", args.minutes, args.device,
-                                           train_seed, args.epochs)
+                                           train_seed, args.epochs, hole_masks=args.hole_masks)
             training = {"train_minutes": seconds / 60, "steps": result["steps"], "epochs": result["epochs"]}
         model, _ = load_model(args.checkpoint[0] if args.checkpoint else args.out / "restorer" / "best.pt",
                               args.device)
@@ -225,7 +225,7 @@ def main():
             else:
                 print("training the detector:")
                 _, dseconds = train_within(args.detector_config, train_dir, args.out / "detector",
-                                           args.detector_minutes, args.device, train_seed)
+                                           args.detector_minutes, args.device, train_seed, hole_masks=args.hole_masks)
                 detection = {"train_minutes": dseconds / 60}
             detector, _ = load_model(args.detector_checkpoint or args.out / "detector" / "best.pt", args.device)
 
