@@ -157,7 +157,7 @@ def test_the_finetuning_preset_starts_from_the_shipped_restorer(repo_root):
 
 def test_the_library_and_the_command_line_give_the_detector_the_same_mask(tmp_path, capsys):
     """restore(load_pretrained("detector"), image) and `murallab restore --blind --checkpoint pretrained:detector`
-    use one threshold, the one the weights carry (the library used 0.1 and the command line 0.3): the same holes,
+    use one threshold, the one the weights carry: the same holes,
     the same pixels up to the 8-bit file."""
     images, masks = _procedural(n=1, seed=3)
     save_image(paint_damage(images, masks, seed=3)[0], tmp_path / "wall.png")
