@@ -146,7 +146,8 @@ def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Datas
     photographed, for blind restoration, a fraction ``flakes`` of its masks are redrawn as flakes, and a fraction
     ``decoys`` of its images get intact pale paint (:class:`murallab.data.PaintedDamage`)."""
     folders = data_dir if isinstance(data_dir, (list, tuple)) else [data_dir]
-    parts = [_split(data, d, seed + 1000 * k) for k, d in enumerate(folders)]
+    holes = DamageShapes(data["hole_masks"]) if data["hole_masks"] else None  # read once, shared by every folder
+    parts = [_split(data, d, seed + 1000 * k, holes) for k, d in enumerate(folders)]
     train, val = parts[0] if len(parts) == 1 else (ConcatDataset([t for t, _ in parts]),
                                                      ConcatDataset([v for _, v in parts]))
     if data["paint_damage"]:
@@ -155,9 +156,8 @@ def build_data(data: dict, data_dir=None, seed: int = 0) -> tuple[Dataset, Datas
     return train, val
 
 
-def _split(data: dict, data_dir, seed: int) -> tuple[Dataset, Dataset]:
+def _split(data: dict, data_dir, seed: int, holes: DamageShapes | None) -> tuple[Dataset, Dataset]:
     augment = PairedAugment(seed=seed, **data["jitter"]) if data["augment"] else None
-    holes = DamageShapes(data["hole_masks"]) if data["hole_masks"] else None
     common = dict(patch_size=data["patch_size"], patches_per_image=data["patches_per_image"],
                   hole_ratio=tuple(data["hole_ratio"]), upscale=data["upscale"], scale=tuple(data["scale"]),
                   holes=holes, holes_p=data["real_holes"], seed=seed)
