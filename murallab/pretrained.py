@@ -44,7 +44,7 @@ BENCHMARKS = {
     "pool_heldout_self_ensemble_10-20": "the self-ensemble on the patches with 10-20 % holes",
     "pool_heldout_self_ensemble_20-30": "the self-ensemble on the patches with 20-30 % holes",
     "pool_heldout_self_ensemble_30-40": "the self-ensemble on the patches with 30-40 % holes",
-    "procedural_128px": "notebook 07 at its defaults: 40 procedural 128 px patches, holes 1-60 %",
+    "procedural_192px": "notebook 07 at its defaults: 40 procedural 192 px patches, holes 1-60 %",
     "sources_left_out_gain": "bench/restoration.py --split sources --checkpoint pretrained:NAME: the gain over Telea "
                              "(PSNR dB, SSIM) averaged over the three sources the restorers never trained on (the "
                              "pool's held-out faces and scans, the walls of ../shared/murals); 256 px patches, "
@@ -66,7 +66,7 @@ BENCHMARKS = {
 BASELINES = {
     "telea": {"pool_heldout": {"psnr": 24.63, "ssim": 0.856}, "pool_heldout_10-20": {"psnr": 26.70, "ssim": 0.913},
               "pool_heldout_20-30": {"psnr": 24.60, "ssim": 0.863}, "pool_heldout_30-40": {"psnr": 22.70, "ssim": 0.796},
-              "procedural_128px": {"psnr": 31.60, "ssim": 0.890},
+              "procedural_192px": {"psnr": 31.69, "ssim": 0.893},
               "pool_heldout_64px": {"hole_psnr": 22.04, "hole_ssim": 0.711, "calls": 0}},
     "push_pull": {"pool_heldout": {"psnr": 24.95, "ssim": 0.855},
                   "pool_heldout_10-20": {"psnr": 26.94, "ssim": 0.912},
@@ -149,7 +149,7 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
                            pool_heldout_self_ensemble_10_to_20=(28.85, 0.929),
                            pool_heldout_self_ensemble_20_to_30=(26.76, 0.887),
                            pool_heldout_self_ensemble_30_to_40=(24.76, 0.828),
-                           procedural_128px=(32.91, 0.904), sources_left_out_gain=(1.61, 0.021),
+                           procedural_192px=(33.30, 0.906), sources_left_out_gain=(1.61, 0.021),
                            walls_gain=(1.31, 0.020))),
     Weights(
         name="restorer-small", architecture=_SMALL,
@@ -158,7 +158,7 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
         recipe=Recipe("pretrained_restorer_small", _RESTORER_DATA, 8827, 80, "2 CPU cores"),
         metrics={**_psnr_ssim(pool_heldout=(26.39, 0.876), pool_heldout_10_to_20=(28.49, 0.926),
                               pool_heldout_20_to_30=(26.41, 0.883), pool_heldout_30_to_40=(24.38, 0.822),
-                              procedural_128px=(32.49, 0.900), sources_left_out_gain=(1.32, 0.017),
+                              procedural_192px=(32.87, 0.903), sources_left_out_gain=(1.32, 0.017),
                               walls_gain=(1.06, 0.017)),
                  "pool_heldout_64px": _hole(24.03, 0.786, 1)}),
     Weights(
