@@ -101,6 +101,10 @@ class DiffusionRestorer(nn.Module):
             networks' own DDIM sample in 1 to ``coarse_steps`` calls (drawn per batch; no gradient; validation uses
             ``coarse_steps``), so in training the finer network meets the errors it will meet at sampling and learns
             how far to trust its coarse condition (exposure bias; 0 = teacher forcing).
+        input_noise: in training, x_t is drawn with the noise ε + γ·ξ (ξ fresh Gaussian noise, γ = ``input_noise``)
+            while the target stays that of ε (Ning et al. 2023, "Input perturbation reduces exposure bias"): at
+            sampling, x_t carries the errors of the steps before it, and a network trained only on exact x_t lets
+            them grow step by step. 0 trains on the forward process exactly.
     Shapes: ``forward(image (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = known)`` with S = ``scales[-1]``.
     """
 
@@ -108,7 +112,8 @@ class DiffusionRestorer(nn.Module):
 
     def __init__(self, scales=(64,), base: int = 32, mults=(1, 2, 2), attention: bool = True,
                  prediction: str = "x0", schedule: str = "cosine", num_steps: int = 1000, cond_drop: float = 0.1,
-                 refine: bool | dict = False, coarse_noise: float = 0.0, coarse_steps: int = 0):
+                 refine: bool | dict = False, coarse_noise: float = 0.0, coarse_steps: int = 0,
+                 input_noise: float = 0.0):
         super().__init__()
         scales = [int(s) for s in scales]
         _check_prediction(prediction)
@@ -125,6 +130,8 @@ class DiffusionRestorer(nn.Module):
         if coarse_steps < 0 or (coarse_steps and len(scales) == 1):
             raise ValueError(f"coarse_steps samples the coarser scale of a multi-scale model: an int >= 0 with two or "
                              f"more scales, got {coarse_steps} with scales {scales}")
+        if not 0 <= input_noise < 1:
+            raise ValueError(f"input_noise is the extra noise's scale γ, in [0, 1) (Ning et al. use 0.1); got {input_noise}")
         if refine and prediction != "x0":
             raise ValueError(f"refine=True corrects a fill of x0, so it needs prediction='x0', got {prediction!r}")
         if isinstance(refine, str):
@@ -139,6 +146,7 @@ class DiffusionRestorer(nn.Module):
         nets = [TimeUNet(cond_channels=cond_channels, base=base, mults=mults, attention=attention,
                          prediction=prediction) for _ in scales]
         self.refine, self.coarse_noise, self.coarse_steps = refine, coarse_noise, int(coarse_steps)
+        self.input_noise = float(input_noise)
         self._fill = slice(0, 3) if len(scales) == 1 else slice(3, 6)  # the masked image's channels in the condition
         self.nets = nn.ModuleList(FillCorrection(n, self._fill) if refine else n for n in nets)
         self.fill_net = _fill_network(refine) if isinstance(refine, dict) else None
@@ -218,7 +226,8 @@ class DiffusionRestorer(nn.Module):
             x0 = to_diffusion(img)
             t = torch.randint(0, self.schedule.num_steps, (b,), generator=g, device=image.device)
             noise = torch.randn(x0.shape, generator=g, device=image.device, dtype=x0.dtype)
-            x_t = self.schedule.q_sample(x0, t, noise)
+            seen = noise + self.input_noise * torch.randn_like(noise) if self.training and self.input_noise else noise
+            x_t = self.schedule.q_sample(x0, t, seen)
             pred = net(x_t, t, cond)
             out.append({"pred": pred, "target": self.schedule.target(x0, noise, t, self.prediction), "mask": m,
                         "x0_hat": self.schedule.split(pred, x_t, t, self.prediction)[1], "x0": x0})

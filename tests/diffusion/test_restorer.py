@@ -327,7 +327,8 @@ def test_constructor_rejects_bad_arguments():
     for kw, words in ((dict(scales=[15]), "multiple of 2"), (dict(scales=[16, 8]), "increasing"),
                       (dict(scales=[8, 12]), "increasing"), (dict(cond_drop=1.5), "cond_drop"),
                       (dict(cond_drop=1.0, refine=True), "unconditional"), (dict(coarse_steps=2), "coarse_steps"),
-                      (dict(schedule="quadratic"), "cosine"), (dict(prediction="noise"), "prediction")):
+                      (dict(schedule="quadratic"), "cosine"), (dict(prediction="noise"), "prediction"),
+                      (dict(input_noise=1.5), "input_noise"), (dict(input_noise=-0.1), "input_noise")):
         with pytest.raises(ValueError, match=words):
             DiffusionRestorer(**{**dict(scales=[16]), **TINY, **kw})
 
@@ -705,3 +706,23 @@ def test_counting_calls_counts_every_scale_and_restores_the_networks(two_scales)
         two_scales.sample(image * mask, mask, steps=3)
         assert calls() == 6  # 3 DDIM calls per scale
     assert list(two_scales.nets) == nets
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3])
+def test_input_noise_puts_x_t_off_the_forward_process_in_training_only(gamma):
+    """Input perturbation (Ning et al. 2023): in training, x_t - sqrt(ᾱ) x0 - sqrt(1 - ᾱ) ε (ε the returned target of
+    an ε-model) is sqrt(1 - ᾱ) γ ξ, so divided by sqrt(1 - ᾱ) its spread is γ; in evaluation it is 0."""
+    model = _recording(_model([16], prediction="eps", cond_drop=0.0, input_noise=gamma))
+    image, mask = _batch(b=32, seed=2)
+    for training in (True, False):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            o = model.train(training)(image, mask)[0]
+        x_t, t, _ = model.nets[0].calls[-1]
+        a = torch.tensor([float(torch.prod(1 - model.schedule.betas[: ti + 1])) for ti in t.tolist()]
+                         ).view(-1, 1, 1, 1).float()
+        keep = (1 - a).flatten() > 0.01  # where sqrt(1 - a) is large enough to divide by
+        extra = ((x_t - a.sqrt() * o["x0"] - (1 - a).sqrt() * o["target"]) / (1 - a).sqrt())[keep]
+        expected = gamma if training else 0.0
+        assert abs(extra.std().item() - expected) < 0.03 + 0.1 * expected, (training, extra.std().item())
+    model.eval()
