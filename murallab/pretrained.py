@@ -68,7 +68,7 @@ BASELINES = {
               "pool_heldout_20-30": {"psnr": 24.60, "ssim": 0.863}, "pool_heldout_30-40": {"psnr": 22.70, "ssim": 0.796},
               "procedural_192px": {"psnr": 31.69, "ssim": 0.893},
               "pool_heldout_64px": {"hole_psnr": 22.04, "hole_ssim": 0.711, "calls": 0}},
-    "push_pull": {"pool_heldout": {"psnr": 24.95, "ssim": 0.855},
+    "push_pull": {"pool_heldout": {"psnr": 24.95, "ssim": 0.855}, "procedural_192px": {"psnr": 31.77, "ssim": 0.894},
                   "pool_heldout_10-20": {"psnr": 26.94, "ssim": 0.912},
                   "pool_heldout_20-30": {"psnr": 24.94, "ssim": 0.862},
                   "pool_heldout_30-40": {"psnr": 23.08, "ssim": 0.795}},
