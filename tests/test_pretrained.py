@@ -380,7 +380,7 @@ def test_readme_measured_table_quotes_the_registry(repo_root):
             f"49 + 1 calls {pair(pair_model[f'{key} multi-scale 49+1'])}",
             f"unconditional ε-prediction model {pair(w['unconditional-64'].metrics[f'{key} RePaint 50/5/5'])}"],
         "notebook 07 at its defaults": [
-            f"{w['restorer'].metrics['procedural_192px']['psnr']:.2f} dB / {w['restorer'].metrics['procedural_192px']['ssim']:.3f}",
+            "{psnr:.2f} dB / {ssim:.3f}".format(**w["restorer"].metrics["procedural_192px"]),
             *(f"{name} {m['procedural_192px']['psnr']:.2f} / {m['procedural_192px']['ssim']:.3f}"
               for name, m in (("push-pull", pretrained.BASELINES["push_pull"]), ("Telea", telea)))],
         "the shipped `pretrained:detector`": [

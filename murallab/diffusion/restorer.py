@@ -101,10 +101,10 @@ class DiffusionRestorer(nn.Module):
             networks' own DDIM sample in 1 to ``coarse_steps`` calls (drawn per batch; no gradient; validation uses
             ``coarse_steps``), so in training the finer network meets the errors it will meet at sampling and learns
             how far to trust its coarse condition (exposure bias; 0 = teacher forcing).
-        input_noise: in training, x_t is drawn with the noise ε + γ·ξ (ξ fresh Gaussian noise, γ = ``input_noise``)
-            while the target stays that of ε (Ning et al. 2023, "Input perturbation reduces exposure bias"): at
-            sampling, x_t carries the errors of the steps before it, and a network trained only on exact x_t lets
-            them grow step by step. 0 trains on the forward process exactly.
+        input_noise: in training, x_t is drawn with the noise ε + γ·ξ (ξ fresh Gaussian noise, γ =
+            ``input_noise``) while the target stays that of ε (Ning et al. 2023, "Input perturbation reduces
+            exposure bias"): at sampling, x_t carries the errors of the steps before it, and a network trained only
+            on exact x_t lets them grow step by step. 0 trains on the forward process exactly.
     Shapes: ``forward(image (B, 3, S, S) in [0, 1], mask (B, 1, S, S), 1 = known)`` with S = ``scales[-1]``.
     """
 
@@ -131,7 +131,8 @@ class DiffusionRestorer(nn.Module):
             raise ValueError(f"coarse_steps samples the coarser scale of a multi-scale model: an int >= 0 with two or "
                              f"more scales, got {coarse_steps} with scales {scales}")
         if not 0 <= input_noise < 1:
-            raise ValueError(f"input_noise is the extra noise's scale γ, in [0, 1) (Ning et al. use 0.1); got {input_noise}")
+            raise ValueError(f"input_noise is the extra noise's scale γ, in [0, 1) (Ning et al. use 0.1); "
+                             f"got {input_noise}")
         if refine and prediction != "x0":
             raise ValueError(f"refine=True corrects a fill of x0, so it needs prediction='x0', got {prediction!r}")
         if isinstance(refine, str):

@@ -710,8 +710,8 @@ def test_counting_calls_counts_every_scale_and_restores_the_networks(two_scales)
 
 @pytest.mark.parametrize("gamma", [0.0, 0.3])
 def test_input_noise_puts_x_t_off_the_forward_process_in_training_only(gamma):
-    """Input perturbation (Ning et al. 2023): in training, x_t - sqrt(ᾱ) x0 - sqrt(1 - ᾱ) ε (ε the returned target of
-    an ε-model) is sqrt(1 - ᾱ) γ ξ, so divided by sqrt(1 - ᾱ) its spread is γ; in evaluation it is 0."""
+    """Input perturbation (Ning et al. 2023): in training, x_t - sqrt(ᾱ) x0 - sqrt(1 - ᾱ) ε (ε the returned target
+    of an ε-model) is sqrt(1 - ᾱ) γ ξ, so divided by sqrt(1 - ᾱ) its spread is γ; in evaluation it is 0."""
     model = _recording(_model([16], prediction="eps", cond_drop=0.0, input_noise=gamma))
     image, mask = _batch(b=32, seed=2)
     for training in (True, False):
