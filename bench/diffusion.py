@@ -18,7 +18,9 @@
    calls split 5 + 45, 45 + 5 and 49 + 1 (the split that scored best on patches of training murals: a 32 px sample,
    then the 64 px network's one-step estimate given it), 1 coarse call (a regression to the coarse mean) and 49
    fine ones, and the mean of 5 samples of 5 + 5 calls; and with OpenCV Telea, push-pull, the mean colour of the
-   known pixels, and the damage left in place (painted plaster).
+   known pixels, and the damage left in place (painted plaster). DDIM, DDPM and multi-scale stop at the samplers'
+   default 0.4 T (``DiffusionRestorer.sample``'s ``stop``); DDIM-50, DDPM-50 and multi-scale 25 + 25 are also run
+   to t = 0 (``stop=0``), to compare.
 3. Blind localisation, DiffuMural's K-means (``kmeans_damage_mask``): IoU with the painted damage of the held-out
    patches, and with the hand-labelled real flaking of ``--murals``/bodhisattva_damaged.png.
 4. Prints model calls, seconds (this machine, all patches at once) and hole PSNR / SSIM / full PSNR per method, and
@@ -46,6 +48,7 @@ from murallab._atomic import write_text  # noqa: E402
 from murallab.classical import push_pull, telea  # noqa: E402
 from murallab.data import MuralPatchDataset, composite, load_image, load_mask, paint_damage  # noqa: E402
 from murallab.diffusion import ddim_sample, kmeans_damage_mask, repaint_plan  # noqa: E402
+from murallab.diffusion.restorer import STOP  # noqa: E402
 from murallab.train import load_model  # noqa: E402
 from murallab.viz import show_images  # noqa: E402
 
@@ -109,13 +112,16 @@ def main():
 
     def hidden(m, k, mk):  # the probe: the same sampler, the known pixels and the mask hidden from the condition
         cond = torch.zeros(k.shape[0], 4, *k.shape[-2:], device=k.device)
-        return ddim_sample(m.nets[0], m.schedule, known=k, mask=mk, cond=cond, steps=50, seed=args.seed)
+        return ddim_sample(m.nets[0], m.schedule, known=k, mask=mk, cond=cond, steps=50, seed=args.seed,
+                           end=round(STOP * (m.schedule.num_steps - 1)))
 
     rows = [run("DDIM-50", model, sampler("ddim", 50), known, mask, dev),
+            run("DDIM-50, run to t = 0", model, sampler("ddim", 50, stop=0.0), known, mask, dev),
             run("DDIM-25", model, sampler("ddim", 25), known, mask, dev),
             run("mean of 10 DDIM-5", model, sampler("ddim", 5, samples=10), known, mask, dev),
             run("one step (x0 at t = T-1)", model, sampler("ddim", 1), known, mask, dev),
             run("DDPM-50", model, sampler("ddpm", 50), known, mask, dev),
+            run("DDPM-50, run to t = 0", model, sampler("ddpm", 50, stop=0.0), known, mask, dev),
             run(f"RePaint {steps}/{jump}/{resample}, cond. hidden", model,
                 sampler("repaint", steps, jump_length=jump, jump_n_sample=resample), known, mask, dev),
             run("DDIM-50, condition hidden", model, hidden, known, mask, dev)]
@@ -134,6 +140,8 @@ def main():
         if ms.size != size:
             raise SystemExit(f"--multiscale restores {ms.size} px patches, --checkpoint {size} px: give a pair")
         rows.append(run("multi-scale DDIM 25+25", ms, sampler("multiscale", 25), known, mask, dev))
+        rows.append(run("multi-scale 25+25, run to t = 0", ms, sampler("multiscale", 25, stop=0.0), known, mask,
+                        dev))
         rows.append(run("multi-scale 25+25 from T/2", ms, sampler("multiscale", 25, refine_from=0.5), known,
                         mask, dev))
         rows.append(run("multi-scale 5+45", ms, sampler("multiscale", [5, 45]), known, mask, dev))

@@ -3,20 +3,24 @@
 
     OMP_NUM_THREADS=1 python bench/diffusion_offsource.py [--pool ../shared/murals_pool] [--checkpoint
         pretrained:diffusion-64] [--restorer pretrained:restorer-small] [--crops-per-scan 2] [--seed 0]
-        [--out runs/bench_diffusion_offsource]
+        [--stops 0.1 0.2 ...] [--trajectory] [--out runs/bench_diffusion_offsource]
 
 1. Images: every file of ``--pool``/heldout_faces (painted faces) and ``--pool``/heldout_scans (mural scans and
    crops), scoring-only folders whose sources are not those of the models' training murals. One square crop per face
    and ``--crops-per-scan`` per scan (side 50-100 % of the short side, position and side from ``--seed``), shrunk
    to the model's size (64 px) with area averaging; random-walk holes of 10-40 % (``random_walk_masks``, same seed).
 2. Restores them with OpenCV Telea, push-pull, the restorer the diffusion model refines (``--restorer``) alone, one
-   DDIM-50 sample, the mean of 10 DDIM-5 samples, and the one-step estimate (x̂_0 at t = T-1, a regression).
+   DDIM-50 sample (the sampler's default last call at 0.4 T, ``stop``), the same sample run to t = 0 (``stop=0``),
+   the mean of 10 DDIM-5 samples, and the one-step estimate (x̂_0 at t = T-1, a regression); with ``--stops``, one
+   DDIM-50 sample per last-call step given (fractions of T).
 3. Prints, per method, the PSNR / SSIM of the composite (whole image and hole only), the "blob" fraction (hole pixels
    whose largest channel error exceeds 0.3), the saturated-blob fraction ("sat": of those, the ones with a channel
    at <= 0.02 or >= 0.98), the share of the saturated blobs within 4 px of the image edge ("edge"; a fifth of the
    hole pixels lie there) and the hole's high-frequency energy ratio (``hf_ratio``: the squared
    Laplacian of the output summed over the hole, over the same sum of the truth; 1 = the truth's texture, below 1 =
    blur, above 1 = too much detail or noise). Writes results.json and a PNG grid of examples to ``--out``.
+4. ``--trajectory``: one DDIM-50 trajectory run to t = 0, its estimate x̂_0 scored after every fifth call (where the
+   saturated blobs appear along the way).
 
 """
 
@@ -40,6 +44,8 @@ from murallab._atomic import write_text  # noqa: E402
 from murallab.classical import push_pull, telea  # noqa: E402
 from murallab.data import composite, load_image, random_walk_masks  # noqa: E402
 from murallab.data.io import list_images  # noqa: E402
+from murallab.diffusion.samplers import (ddim_step, from_diffusion, generator, paste_known,  # noqa: E402
+                                         predict_eps, timesteps)
 from murallab.train import load_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,17 +76,31 @@ def blob_fraction(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     return ((err & (mask == 0)).sum() / (mask == 0).sum()).item()
 
 
-def saturated_blobs(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Hole pixels whose error exceeds ``BLOB_ERROR`` and that hold a saturated channel (<= 0.02 or >= 0.98)."""
-    err = (pred - target).abs().amax(1, keepdim=True) > BLOB_ERROR
-    return err & ((pred <= 0.02) | (pred >= 0.98)).any(1, keepdim=True) & (mask == 0)
-
-
 def edge_distance(size: int) -> torch.Tensor:
     """``(size, size)``: each pixel's distance in pixels to the nearest image edge (0 on the edge)."""
     i = torch.arange(size)
     d = torch.minimum(i, size - 1 - i)
     return torch.minimum(d[:, None], d[None, :])
+
+
+@torch.no_grad()
+def trajectory(model, image, known, mask, seed: int, steps: int = 50, every: int = 5) -> list[dict]:
+    """One DDIM trajectory of the one-scale ``model`` run to t = 0: x̂_0 (composited) scored after every ``every``-th
+    call and the last."""
+    net, sched = model.nets[0], model.schedule
+    cond = model.condition(known, mask)
+    g = generator(seed, known.device)
+    x = torch.randn(known.shape, generator=g, device=known.device)
+    ts, rows = timesteps(sched.num_steps, steps), []
+    for i, t in enumerate(ts):
+        x = paste_known(sched, x, known, mask, t, g)
+        eps = predict_eps(net, sched, x, t, cond)
+        if i % every == 0 or i == len(ts) - 1:
+            est = composite(known, mask, from_diffusion(sched.predict_x0(x, t, eps)))
+            rows.append(dict(t=t, psnr=metrics.psnr(est, image).item(), ssim=metrics.ssim(est, image).item(),
+                             sat=metrics.blob_share(est, image, mask), hf_ratio=metrics.hf_ratio(est, image, mask)))
+        x = ddim_step(sched, eps, t, ts[i + 1] if i + 1 < len(ts) else -1, x)
+    return rows
 
 
 def main():
@@ -91,6 +111,8 @@ def main():
     ap.add_argument("--restorer", default="pretrained:restorer-small", help="a one-pass restorer ('' to skip)")
     ap.add_argument("--crops-per-scan", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stops", type=float, nargs="*", default=[], help="more DDIM-50 rows: last calls at these x T")
+    ap.add_argument("--trajectory", action="store_true", help="score x̂_0 along one DDIM-50 trajectory to t = 0")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench_diffusion_offsource")
     args = ap.parse_args()
     if not (args.pool / "heldout_faces").is_dir():
@@ -112,7 +134,9 @@ def main():
         restorer = load_model(args.restorer)[0].eval()
         methods.append((args.restorer.removeprefix("pretrained:") + " alone",
                         lambda: composite(known, mask, restorer(known, mask).float().clamp(0, 1))))
-    methods += [("one DDIM-50 sample", ddim(50)), ("mean of 10 DDIM-5 samples", ddim(5, samples=10)), ("one step (x0 at T-1)", ddim(1))]
+    methods += [("one DDIM-50 sample", ddim(50)), ("one DDIM-50 sample, run to t = 0", ddim(50, stop=0.0)),
+                ("mean of 10 DDIM-5 samples", ddim(5, samples=10)), ("one step (x0 at T-1)", ddim(1))]
+    methods += [(f"one DDIM-50 sample, last call at {s:g} T", ddim(50, stop=s)) for s in args.stops]
     rows, outputs = [], {}
     near_edge = edge_distance(model.size).expand_as(mask) < 4
     print(f"hole pixels within 4 px of the image edge: {near_edge[mask == 0].float().mean().item():.2f}")
@@ -128,12 +152,18 @@ def main():
         r = dict(method=label, psnr=metrics.psnr(out, image).item(), ssim=metrics.ssim(out, image).item(),
                  psnr_hole=metrics.psnr(out, image, mask).item(), ssim_hole=metrics.ssim(out, image, mask).item(),
                  blobs=blob_fraction(out, image, mask), hf_ratio=metrics.hf_ratio(out, image, mask), seconds=seconds)
-        sat = saturated_blobs(out, image, mask)
+        sat = metrics.saturated_blobs(out, image, mask)
         r["sat"] = (sat.sum() / (mask == 0).sum()).item()
         r["sat_near_edge"] = (sat & near_edge).sum().item() / max(sat.sum().item(), 1)
         rows.append(r)
         print(f"{label:<34}{r['psnr']:>7.2f}{r['ssim']:>7.3f}{r['psnr_hole']:>10.2f}{r['ssim_hole']:>10.3f}"
               f"{r['blobs']:>7.3f}{r['sat']:>8.4f}{r['sat_near_edge']:>6.2f}{r['hf_ratio']:>9.2f}{seconds:>8.1f}")
+    if args.trajectory:
+        rows_t = trajectory(model, image, known, mask, args.seed)
+        print("\nx̂_0 along one DDIM-50 trajectory run to t = 0 (every fifth call, and the last):")
+        print(f"{'t':>5}{'PSNR':>7}{'SSIM':>7}{'sat':>8}{'hf_ratio':>9}")
+        for r in rows_t:
+            print(f"{r['t']:>5}{r['psnr']:>7.2f}{r['ssim']:>7.3f}{r['sat']:>8.4f}{r['hf_ratio']:>9.3f}")
     by = {r["method"]: r for r in rows}
     tel, one, mean = by["Telea"], by["one DDIM-50 sample"], by["mean of 10 DDIM-5 samples"]
     targets = {"one DDIM-50 sample: PSNR within 1.5 dB of Telea's": one["psnr"] >= tel["psnr"] - 1.5,
@@ -156,7 +186,7 @@ def main():
                 ax.set_title(label, fontsize=6)
     fig.savefig(args.out / "examples.png", dpi=120, bbox_inches="tight")
     report = {"args": {k: str(v) for k, v in vars(args).items()}, "crops": len(image), "names": names,
-              "methods": rows, "targets": targets}
+              "methods": rows, "targets": targets, "trajectory": rows_t if args.trajectory else None}
     write_text(args.out / "results.json", json.dumps(report, indent=2))
     print(f"\nwrote {args.out / 'results.json'} and examples.png")
 

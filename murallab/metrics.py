@@ -45,7 +45,8 @@ question, "is the hole as textured as the truth?": the hole's high-frequency ene
 over the hole's inner pixels, those whose 3×3 neighbourhood is all hole, so the seam with the known paint does not
 count) of the restored image over the truth's. 1 = as much fine detail as the truth;
 a blur scores near 0; speckle that is not there scores above 1. It says nothing about whether the detail is right:
-read it beside PSNR.
+read it beside PSNR. :func:`blob_share` counts one kind of wrong detail, the saturated blobs a diffusion sampler can
+leave: hole pixels far off the truth (an error above 0.3 in some channel) with a channel pinned at 0 or 1.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ from torchvision.transforms.v2.functional import gaussian_blur
 from .data.masks import check_mask, composite
 from .losses.ssim import ssim as _ssim
 
-__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "scores", "blurred_truth", "hf_energy", "hf_ratio", "iou",
-           "f1", "DAMAGE_THRESHOLD"]
+__all__ = ["mse", "psnr", "ssim", "legacy_dlcv_mse", "scores", "blurred_truth", "hf_energy", "hf_ratio",
+           "saturated_blobs", "blob_share", "iou", "f1", "DAMAGE_THRESHOLD"]
 
 _WINDOW = 11
 
@@ -228,6 +229,21 @@ def hf_ratio(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> fl
     pooled over the batch. ``(B, 3, H, W)`` in [0, 1], mask ``(B, 1, H, W)``, 1 = known."""
     check_mask(mask, target, max_hole_ratio=1.0)
     return (hf_energy(pred, mask).sum() / hf_energy(target, mask).sum()).item()
+
+
+def saturated_blobs(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, error: float = 0.3,
+                    edge: float = 0.02) -> torch.Tensor:
+    """``(B, 1, H, W)`` bool: the hole pixels (mask 0) whose largest channel error exceeds ``error`` and that hold a
+    saturated channel (at most ``edge`` or at least 1 - ``edge``). Images ``(B, 3, H, W)`` in [0, 1]."""
+    check_mask(mask, target, max_hole_ratio=1.0)
+    wrong = (pred - target).abs().amax(1, keepdim=True) > error
+    pinned = ((pred <= edge) | (pred >= 1 - edge)).any(1, keepdim=True)
+    return wrong & pinned & (mask == 0)
+
+
+def blob_share(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """The share of hole pixels that are :func:`saturated_blobs`, pooled over the batch (0 = none)."""
+    return (saturated_blobs(pred, target, mask).sum() / (mask == 0).sum().clamp(min=1)).item()
 
 
 def _counts(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -254,6 +254,28 @@ def test_hf_energy_is_scipy_laplace_squared_over_the_inner_hole():
     assert torch.allclose(metrics.hf_energy(image, mask), torch.tensor(want, dtype=torch.float64), rtol=1e-10)
 
 
+def test_saturated_blobs_counts_hole_pixels_far_off_and_pinned_at_a_bound():
+    """Pixel by pixel, against the definition: in the hole, error > 0.3 in some channel and a channel <= 0.02 or
+    >= 0.98; a saturated pixel near the truth, a wrong but unsaturated one and anything in the known part are not."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 16, 16, generator=g)
+    pred = torch.rand(2, 3, 16, 16, generator=g)
+    pred[0, 1, 2:5, 3:7] = 1.0  # saturated, and mostly far off the truth
+    pred[1, :, 8:12, 8:12] = 0.0
+    mask = torch.ones(2, 1, 16, 16)
+    mask[:, :, 4:14, 2:12] = 0
+    expected = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+    for b, y, x in np.ndindex(2, 16, 16):
+        p, t = pred[b, :, y, x].tolist(), target[b, :, y, x].tolist()
+        far = max(abs(u - v) for u, v in zip(p, t)) > 0.3
+        pinned = any(u <= 0.02 or u >= 0.98 for u in p)
+        expected[b, 0, y, x] = far and pinned and mask[b, 0, y, x] == 0
+    got = metrics.saturated_blobs(pred, target, mask)
+    assert torch.equal(got, expected) and 0 < expected.sum() < (mask == 0).sum()
+    assert metrics.blob_share(pred, target, mask) == pytest.approx(expected.sum().item() / (mask == 0).sum().item())
+    assert metrics.blob_share(target, target, mask) == 0.0
+
+
 def test_hf_ratio_is_one_for_the_truth_and_falls_with_blur():
     from murallab.data import make_murals, random_walk_masks
 

@@ -122,7 +122,7 @@ def scale_condition(known: torch.Tensor, mask: torch.Tensor, coarse: torch.Tenso
 def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Tensor | None, sizes, *,
                       sampler: str = "ddim", steps: int | list[int] = 20, eta: float = 0.0, seed=0,
                       refine_from: float | None = None, condition=scale_condition, paste: bool = False,
-                      return_scales: bool = False):
+                      return_scales: bool = False, end: int = 0):
     """Restore ``known`` coarse to fine: each scale is sampled conditioned on the previous scale's result, its
     mask and the damage contour, and composited with the known pixels at that scale.
 
@@ -133,7 +133,7 @@ def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask
     ``refine_from`` (DDIM only, a fraction of T such as 0.5): every scale after the first starts from the coarser
     result, upsampled and noised to that step, instead of from pure noise, so its calls refine detail (SDEdit).
     ``condition(known, mask, coarse)`` builds each scale's condition (default :func:`scale_condition`); ``paste``
-    as in :func:`murallab.diffusion.ddim_sample`.
+    and ``end`` (every scale's last model call) as in :func:`murallab.diffusion.ddim_sample`.
     Returns ``(B, 3, H, W)`` in [0, 1] at ``sizes[-1]`` (and the list of per-scale results with
     ``return_scales``); known pixels are exactly ``known``.
     """
@@ -148,7 +148,7 @@ def multiscale_sample(models, schedule: NoiseSchedule, known: torch.Tensor, mask
         k, m = downsample(known, size), downsample_mask(mask.to(known.dtype), size)
         cond = condition(k, m, coarse)
         kw = dict(known=k, mask=m, cond=cond, steps=n, seed=seed + i if isinstance(seed, int) else seed,
-                  paste=paste)
+                  paste=paste, end=end)
         if sampler == "ddim" and refine_from is not None and coarse is not None:
             start = round(refine_from * (schedule.num_steps - 1))
             g = torch.Generator(device=k.device).manual_seed(seed + 1000 * i if isinstance(seed, int) else 0)

@@ -47,6 +47,7 @@ from .schedule import NoiseSchedule, _check_prediction
 from .unet import TimeUNet
 
 SAMPLERS = ("ddim", "ddpm", "repaint", "multiscale")
+STOP = 0.4  # DDIM, DDPM and multi-scale stop at 0.4 T (``DiffusionRestorer.sample``'s ``stop``)
 
 
 class FillCorrection(nn.Module):
@@ -268,7 +269,7 @@ class DiffusionRestorer(nn.Module):
     @torch.no_grad()
     def sample(self, known: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None, steps: int | list = 50,
                eta: float = 0.0, seed=0, jump_length: int = 10, jump_n_sample: int = 10,
-               refine_from: float | None = None, samples: int = 1) -> torch.Tensor:
+               refine_from: float | None = None, samples: int = 1, stop: float = STOP) -> torch.Tensor:
         """Restore ``known`` ``(B, 3, H, W)`` in [0, 1] where ``mask`` (1 = known) is 0.
 
         sampler: "ddim" (``steps`` calls, ``eta``), "ddpm" (``steps`` strided ancestral calls), "repaint"
@@ -279,6 +280,11 @@ class DiffusionRestorer(nn.Module):
             Default: ``default_sampler``; an unconditional model (``cond_drop=1``) samples only with "repaint".
             ``refine_from``: see ``multiscale_sample``.
             DDIM and DDPM paste the known pixels, noised to each step, into x_t (``paste_known``).
+        stop: DDIM, DDPM and multi-scale make their last model call at step ``stop``·(T-1) and return its estimate
+            x̂_0 (the denoised guess from there) instead of calling the network on down to t = 0. Measured on
+            murals from other sources (BENCHMARKS.md, "Murals from other sources"), the calls below 0.4 T add
+            saturated blobs, step after step, and almost no fine detail: the x0-network's small errors where x_t
+            is already most of the image add up. 0 runs to the clean end.
         samples: the mean of this many samples (seeds ``seed``, ``seed + 1``, ...; ``samples`` times the calls).
             One sample is a draw from the model's posterior: even a perfect model's draw has twice the squared error
             of the posterior mean (3 dB of PSNR), so the mean of a few short samples scores better, and looks
@@ -289,7 +295,7 @@ class DiffusionRestorer(nn.Module):
             if not isinstance(seed, int):
                 raise ValueError("samples > 1 needs an int seed (one per sample: seed, seed + 1, ...)")
             kw = dict(sampler=sampler, steps=steps, eta=eta, jump_length=jump_length, jump_n_sample=jump_n_sample,
-                      refine_from=refine_from)
+                      refine_from=refine_from, stop=stop)
             mean = torch.stack([self.sample(known, mask, seed=seed + i, **kw) for i in range(samples)]).mean(0)
             return composite(known, mask.to(known.dtype), mean)
         sampler = sampler or self.default_sampler
@@ -298,6 +304,9 @@ class DiffusionRestorer(nn.Module):
         if self.cond_drop == 1 and sampler != "repaint":
             raise ValueError(f"this model is unconditional (cond_drop=1): it never saw the known pixels, so it "
                              f"restores only with sampler='repaint', got {sampler!r}")
+        if not 0 <= stop < 1:
+            raise ValueError(f"stop is the last model call's step as a fraction of T, in [0, 1), got {stop}")
+        end = round(stop * (self.schedule.num_steps - 1))
         check_mask(mask, known, max_hole_ratio=1.0)
         mask = mask.to(known.dtype)
         h, w = known.shape[-2:]
@@ -312,7 +321,7 @@ class DiffusionRestorer(nn.Module):
             pad = (0, pw - w, 0, ph - h)
             out = self.sample(F.pad(known, pad, mode="replicate"), F.pad(mask, pad, mode="replicate"),
                               sampler=sampler, steps=steps, eta=eta, seed=seed, jump_length=jump_length,
-                              jump_n_sample=jump_n_sample, refine_from=refine_from, samples=samples)
+                              jump_n_sample=jump_n_sample, refine_from=refine_from, samples=samples, stop=stop)
             return composite(known, mask, out[..., :h, :w])
         if sampler == "multiscale" or len(self.scales) > 1:
             if sampler != "multiscale" or len(self.scales) == 1:
@@ -320,7 +329,8 @@ class DiffusionRestorer(nn.Module):
                                  if sampler != "multiscale" else "multi-scale model (such as pretrained:diffumural-64)")
                                  + f"; this one has scales {self.scales}")
             return multiscale_sample(list(self.nets), self.schedule, known, mask, self.scales, steps=steps, eta=eta,
-                                     seed=seed, refine_from=refine_from, condition=self.condition, paste=True)
+                                     seed=seed, refine_from=refine_from, condition=self.condition, paste=True,
+                                     end=end)
         net = self.nets[0]
         if sampler == "repaint":
             hidden = self.condition(known, torch.zeros_like(mask))  # all zeros: nothing is known
@@ -329,6 +339,6 @@ class DiffusionRestorer(nn.Module):
         cond = self.condition(known, mask)
         if sampler == "ddpm":
             return ddpm_sample(net, self.schedule, known=known, mask=mask, cond=cond, steps=steps, seed=seed,
-                               paste=True)
+                               paste=True, end=end)
         return ddim_sample(net, self.schedule, known=known, mask=mask, cond=cond, steps=steps, eta=eta, seed=seed,
-                           paste=True)
+                           paste=True, end=end)

@@ -56,17 +56,19 @@ def _randn(shape, g: torch.Generator, like_device, dtype=torch.float32) -> torch
     return torch.randn(shape, generator=g, device=like_device, dtype=dtype)
 
 
-def timesteps(num_train_steps: int, steps: int | None = None, start: int | None = None) -> list[int]:
-    """The ``steps`` model-call times, from ``start`` (default T-1) down to 0, evenly spaced (all of them when
-    ``steps`` is None)."""
+def timesteps(num_train_steps: int, steps: int | None = None, start: int | None = None, end: int = 0) -> list[int]:
+    """The ``steps`` model-call times, from ``start`` (default T-1) down to ``end`` (default 0), evenly spaced (every
+    step between them when ``steps`` is None)."""
     start = num_train_steps - 1 if start is None else start
     if not 0 <= start < num_train_steps:
         raise ValueError(f"start must be in [0, {num_train_steps - 1}], got {start}")
-    steps = start + 1 if steps is None else steps
-    if not 1 <= steps <= start + 1:
-        raise ValueError(f"steps must be in [1, {start + 1}], got {steps}")
-    ts = torch.linspace(start, 0, steps, dtype=torch.float64).round().long().tolist()
-    return list(dict.fromkeys(ts))  # rounding cannot repeat a step for steps <= T, but keep it safe
+    if not 0 <= end <= start:
+        raise ValueError(f"end (the last model call's step) must be in [0, start={start}], got {end}")
+    steps = start - end + 1 if steps is None else steps
+    if not 1 <= steps <= start - end + 1:
+        raise ValueError(f"steps must be in [1, {start - end + 1}] between steps {start} and {end}, got {steps}")
+    ts = torch.linspace(start, end, steps, dtype=torch.float64).round().long().tolist()
+    return list(dict.fromkeys(ts))  # rounding cannot repeat a step for steps <= start - end + 1, but keep it safe
 
 
 class CallCounter(nn.Module):
@@ -153,16 +155,18 @@ def _finish(x, known, mask):
 @torch.no_grad()
 def ddpm_sample(model, schedule: NoiseSchedule, shape=None, *, known=None, mask=None, cond=None,
                 steps: int | None = None, seed=0, device=None, clip: bool = True, x_T=None,
-                paste: bool = False) -> torch.Tensor:
+                paste: bool = False, end: int = 0) -> torch.Tensor:
     """DDPM ancestral sampling: ``steps`` model calls (all T by default; fewer = strided DDPM).
 
     ``x_T`` (optional) is the starting noise, in the diffusion space; by default it is drawn from ``seed``.
     ``paste``: before every model call, the known pixels of x_t are the known image noised to step t
     (:func:`paste_known`), so the model sees what it was trained on there, however it predicts them.
+    ``end``: the step of the last model call; its estimate x̂_0 is the result (0: the sampler runs to the clean
+    end; ``DiffusionRestorer.sample``'s ``stop`` explains why to stop earlier).
     Returns ``(B, C, H, W)`` in [0, 1], composited with ``known`` where ``mask`` is 1.
     """
     x, g = _start(schedule, shape, known, mask, device, seed, x_T)
-    ts = timesteps(schedule.num_steps, steps)
+    ts = timesteps(schedule.num_steps, steps, end=end)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         if paste:
@@ -175,17 +179,17 @@ def ddpm_sample(model, schedule: NoiseSchedule, shape=None, *, known=None, mask=
 @torch.no_grad()
 def ddim_sample(model, schedule: NoiseSchedule, shape=None, *, known=None, mask=None, cond=None, steps: int = 50,
                 eta: float = 0.0, seed=0, device=None, clip: bool = True, x_T=None,
-                start: int | None = None, paste: bool = False) -> torch.Tensor:
+                start: int | None = None, paste: bool = False, end: int = 0) -> torch.Tensor:
     """DDIM sampling in ``steps`` model calls (any number up to T), stochasticity ``eta`` (0 = deterministic
     given the starting noise ``x_T``, drawn from ``seed`` unless given; with ``paste`` the pasted noise comes from
     ``seed`` too).
 
     ``start`` (default T-1): begin at that step instead of pure noise; ``x_T`` is then the state x_start, e.g. a
     guess noised with ``schedule.q_sample(guess, start, noise)`` (SDEdit: only the detail below that noise level is
-    sampled anew). ``paste``: as in :func:`ddpm_sample`. Returns ``(B, C, H, W)`` in [0, 1], composited with
+    sampled anew). ``paste`` and ``end``: as in :func:`ddpm_sample`. Returns ``(B, C, H, W)`` in [0, 1], composited with
     ``known`` where ``mask`` is 1."""
     x, g = _start(schedule, shape, known, mask, device, seed, x_T)
-    ts = timesteps(schedule.num_steps, steps, start)
+    ts = timesteps(schedule.num_steps, steps, start, end)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         if paste:

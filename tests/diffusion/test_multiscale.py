@@ -103,6 +103,14 @@ def test_timesteps_from_a_start_step():
         timesteps(10, 5, start=3)
 
 
+def test_timesteps_down_to_an_end_step():
+    assert timesteps(1000, 4, end=400) == [999, 799, 600, 400]
+    assert timesteps(10, start=6, end=3) == [6, 5, 4, 3] and timesteps(1000, 1, end=400) == [999]
+    for kw, words in ((dict(end=7, start=6), "end"), (dict(end=-1), "end"), (dict(steps=5, start=6, end=3), "steps")):
+        with pytest.raises(ValueError, match=words):
+            timesteps(10, **kw)
+
+
 def test_refine_from_starts_the_fine_scale_from_the_noised_coarse_result():
     """With refine_from, the fine scale's DDIM runs from step refine_from·(T-1) and its first input is the coarse
     result upsampled and noised to that step: at refine_from = 0 (noise of std sqrt(1 - ᾱ_0), about 0.03 here) a

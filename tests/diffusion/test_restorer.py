@@ -15,6 +15,7 @@ from torch import nn
 from murallab import cli
 from murallab.data import random_walk_mask, random_walk_masks
 from murallab.diffusion import SAMPLERS, DiffusionRestorer, ddim_sample
+from murallab.diffusion.samplers import timesteps
 from murallab.losses import DiffusionLoss
 
 KEYS = {"pred", "target", "mask", "x0_hat", "x0"}
@@ -726,3 +727,34 @@ def test_input_noise_puts_x_t_off_the_forward_process_in_training_only(gamma):
         expected = gamma if training else 0.0
         assert abs(extra.std().item() - expected) < 0.03 + 0.1 * expected, (training, extra.std().item())
     model.eval()
+
+
+@pytest.mark.parametrize("sampler,stop", [("ddim", 0.4), ("ddim", 0.0), ("ddpm", 0.4), ("ddpm", 0.7)])
+def test_stop_returns_the_estimate_of_a_last_call_at_that_noise_level(sampler, stop):
+    """``sample(stop=s)``: the network's calls run from T-1 down to round(s·(T-1)), evenly spaced, and the holes
+    hold the last call's x̂_0 (clipped to the diffusion range [-1, 1]), mapped to [0, 1]."""
+    model = _recording(_model([16], refine=True, cond_drop=0.0))
+    image, mask = _batch(2, 16, seed=4)
+    out = model.sample(image * mask, mask, sampler=sampler, steps=5, seed=1, stop=stop)
+    calls = model.nets[0].calls
+    T = model.schedule.num_steps
+    assert [int(t[0]) for _, t, _ in calls] == timesteps(T, 5, end=round(stop * (T - 1)))
+    x_t, t, cond = calls[-1]
+    with torch.no_grad():
+        last = model.nets[0].net(x_t, t, cond)
+    expected = ((last.clamp(-1, 1) + 1) / 2).clamp(0, 1)
+    hole = (mask == 0).expand_as(out)
+    assert torch.allclose(out[hole], expected[hole], atol=1e-5)
+    assert torch.equal(out * mask, image * mask)
+
+
+def test_stop_reaches_every_scale_and_is_checked():
+    model = _recording(_model([8, 16], refine=True, cond_drop=0.0))
+    image, mask = _batch(1, 16, seed=5)
+    model.sample(image * mask, mask, steps=3, stop=0.5)
+    T = model.schedule.num_steps
+    for net in model.nets:
+        assert [int(t[0]) for _, t, _ in net.calls] == timesteps(T, 3, end=round(0.5 * (T - 1)))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="stop"):
+            model.sample(image * mask, mask, steps=3, stop=bad)
