@@ -185,12 +185,12 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
                 "20 % of its training samples hid it, so it is also an unconditional model; unconditional-64 is one "
                 "only)",
         recipe=Recipe("diffusion_64", _DIFFUSION_DATA, 2740, 52, "1 CPU thread of a 2-core machine"),
-        metrics={"pool_heldout_64px DDIM-50": _hole(21.70, 0.730, 50),
-                 "pool_heldout_64px mean of 10 DDIM-5": _hole(23.77, 0.778, 50),
+        metrics={"pool_heldout_64px DDIM-50": _hole(23.04, 0.740, 50),
+                 "pool_heldout_64px mean of 10 DDIM-5": _hole(23.92, 0.780, 50),
                  "pool_heldout_64px one step": _hole(23.84, 0.777, 1),
-                 "pool_heldout_64px DDPM-50": _hole(21.31, 0.721, 50),
+                 "pool_heldout_64px DDPM-50": _hole(23.08, 0.738, 50),
                  "pool_heldout_64px RePaint 50/5/5, condition hidden": _hole(17.84, 0.578, 230),
-                 "pool_heldout_64px DDIM-50, condition hidden": _hole(11.12, 0.234, 50)}),
+                 "pool_heldout_64px DDIM-50, condition hidden": _hole(11.61, 0.239, 50)}),
     Weights(
         name="unconditional-64",
         architecture={"name": "DiffusionRestorer", "scales": [64], "base": 32, "mults": [1, 2, 2],
@@ -211,11 +211,11 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in (
                 "32 px network's own sample), trained with the cycle-consistency term; restore(model, image, mask) "
                 "(sampler 'multiscale', DDIM at each scale)",
         recipe=Recipe("diffumural_64", _DIFFUSION_DATA, 1644, 51, "1 CPU thread of a 2-core machine"),
-        metrics={"pool_heldout_64px multi-scale 25+25": _hole(20.89, 0.686, 50),
+        metrics={"pool_heldout_64px multi-scale 25+25": _hole(23.02, 0.731, 50),
                  "pool_heldout_64px multi-scale 49+1": _hole(23.78, 0.775, 50),
-                 "pool_heldout_64px multi-scale 45+5": _hole(22.32, 0.722, 50),
-                 "pool_heldout_64px multi-scale 5+45": _hole(20.41, 0.676, 50),
-                 "pool_heldout_64px mean of 5 multi-scale 5+5": _hole(23.18, 0.757, 50)}),
+                 "pool_heldout_64px multi-scale 45+5": _hole(23.07, 0.734, 50),
+                 "pool_heldout_64px multi-scale 5+45": _hole(23.03, 0.732, 50),
+                 "pool_heldout_64px mean of 5 multi-scale 5+5": _hole(23.78, 0.772, 50)}),
 )}
 
 
