@@ -282,9 +282,10 @@ class DiffusionRestorer(nn.Module):
             DDIM and DDPM paste the known pixels, noised to each step, into x_t (``paste_known``).
         stop: DDIM, DDPM and multi-scale make their last model call at step ``stop``·(T-1) and return its estimate
             x̂_0 (the denoised guess from there) instead of calling the network on down to t = 0. Measured on
-            murals from other sources (BENCHMARKS.md, "Murals from other sources"), the calls below 0.4 T add
-            saturated blobs, step after step, and almost no fine detail: the x0-network's small errors where x_t
-            is already most of the image add up. 0 runs to the clean end.
+            murals from other sources (BENCHMARKS.md, "Murals from other sources"), each call from about 0.5 T
+            down adds saturated blobs, and the calls below 0.2 T add no fine detail: where x_t is already most of
+            the image, the x0-network copies it with small errors that the next call builds on. Stopping at 0.4 T
+            keeps most of a sample's texture and a quarter of the blobs; 0 runs to the clean end.
         samples: the mean of this many samples (seeds ``seed``, ``seed + 1``, ...; ``samples`` times the calls).
             One sample is a draw from the model's posterior: even a perfect model's draw has twice the squared error
             of the posterior mean (3 dB of PSNR), so the mean of a few short samples scores better, and looks
